@@ -206,7 +206,7 @@ impl Drop for AudioBuffer {
 
 /// View little-endian PCM16 bytes as samples, copying only when unaligned.
 pub fn pcm16_from_bytes(bytes: &[u8]) -> PyResult<Cow<'_, [i16]>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(audio_err(format!(
             "PCM16 data must have an even number of bytes, got {}",
             bytes.len()
