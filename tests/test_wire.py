@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import pydantic
 import pytest
+from fastvoice.audio import AudioDelta, AudioFormatError, append_frame, parse_audio_delta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
-
-from fastvoice.audio import AudioDelta, AudioFormatError, append_frame, parse_audio_delta
 
 AUDIO_TYPES = ("response.output_audio.delta", "response.audio.delta")
 CLIENT_EVENT = pydantic.TypeAdapter(RealtimeClientEvent)
