@@ -58,3 +58,60 @@ class AudioDelta:
         """Number of samples."""
     def duration_ms(self, sample_rate: int = 24000) -> float:
         """Playing time in milliseconds at `sample_rate` Hz."""
+
+@final
+class RingBuffer:
+    """Thread-safe single-producer/single-consumer ring buffer of audio samples.
+
+    Meant for handing audio between a real-time thread (e.g. a sounddevice callback) and an
+    asyncio loop: each side takes only its own uncontended lock, big copies release the GIL.
+    `overflow` decides what `write` does when samples do not fit: "drop_oldest" (default)
+    evicts unread samples, "drop_newest" stores what fits, "error" raises OverflowError and
+    stores nothing. Lost samples are counted in `overflows`.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        dtype: Literal["int16", "float32"] = "int16",
+        overflow: Literal["drop_oldest", "drop_newest", "error"] = "drop_oldest",
+    ) -> None: ...
+    def write(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> int:
+        """Append PCM16 bytes or an int16/float32/float64 array (converted to `dtype`).
+
+        Returns the number of samples stored. Raises OverflowError under overflow="error".
+        """
+    def read(self, n: int | None = None) -> npt.NDArray[np.int16 | np.float32]:
+        """Take up to `n` samples (all available if None) as a new array of `dtype`."""
+    def read_into(self, out: npt.NDArray[np.int16 | np.float32], *, pad: bool = False) -> int:
+        """Fill the start of a writable C-contiguous int16/float32 array; returns samples read.
+
+        Allocates nothing (for playback callbacks). With `pad=True` the rest of `out` is zeroed.
+        """
+    @property
+    def available(self) -> int:
+        """Samples ready to read."""
+    @property
+    def free(self) -> int:
+        """Room left before the overflow policy applies."""
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def written(self) -> int:
+        """Total samples stored by `write` since creation or `reset()`."""
+    @property
+    def consumed(self) -> int:
+        """Total samples read since creation or `reset()`; `consumed / rate` = seconds played."""
+    @property
+    def overflows(self) -> int:
+        """Total samples lost to overflow since creation or `reset()`."""
+    @property
+    def dtype(self) -> Literal["int16", "float32"]: ...
+    @property
+    def overflow(self) -> Literal["drop_oldest", "drop_newest", "error"]: ...
+    def clear(self) -> int:
+        """Discard all unread samples (not counted as consumed); returns how many."""
+    def reset(self) -> None:
+        """Discard all unread samples and zero `written`, `consumed` and `overflows`."""
+    def __len__(self) -> int:
+        """Same as `available`."""

@@ -227,7 +227,7 @@ fn i16_bytes(s: &[i16]) -> &[u8] {
 /// Float to PCM16 with the crate rule. `round()` is a libm call per sample on
 /// baseline x86-64 but a handful of vector instructions once SSE4.1 is allowed,
 /// so the same loop is also compiled for AVX2 and picked at run time (5-10x).
-fn convert_f32(src: &[f32], dst: &mut [i16]) {
+pub(crate) fn convert_f32(src: &[f32], dst: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
@@ -249,7 +249,7 @@ fn convert_f32_avx2(src: &[f32], dst: &mut [i16]) {
     convert_f32_portable(src, dst);
 }
 
-fn convert_f64(src: &[f64], dst: &mut [i16]) {
+pub(crate) fn convert_f64(src: &[f64], dst: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
