@@ -215,6 +215,8 @@ def _malformed(**change: Any) -> str:
         (_malformed(content_index=1.5), '"content_index"'),
         (_malformed(content_index=True), '"content_index"'),
         (_malformed(content_index=2**70), '"content_index"'),
+        (_malformed(output_index=float("-inf")), '"output_index"'),  # found by the fuzzer
+        (_malformed(output_index=float("nan")), '"output_index"'),
         (_malformed(event_id=3), '"event_id"'),
         (_malformed()[:-5], "malformed JSON"),
         (_malformed().replace('"item_id": "', '"item_id": "\\ud800'), '"item_id"'),

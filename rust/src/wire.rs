@@ -23,8 +23,9 @@ mod py;
 mod scan;
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
-use base64_simd::{AsOut, STANDARD};
+use base64_simd::{Out, STANDARD};
 use memchr::memchr;
 use pyo3::prelude::*;
 
@@ -196,24 +197,32 @@ fn write_frame(pcm: Pcm<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(APPEND_SUFFIX);
 }
 
-/// Fill `dst`, which must be exactly `append_frame_len(pcm.byte_len())` long,
-/// with the append frame (the Python path writes into a fresh `bytes` object).
-pub(crate) fn fill_append_frame(pcm: Pcm<'_>, dst: &mut [u8]) {
-    let (head, rest) = dst.split_at_mut(APPEND_PREFIX.len().min(dst.len()));
-    head.copy_from_slice(APPEND_PREFIX.get(..head.len()).unwrap_or_default());
-    let mut at = 0;
+/// Write the append frame into `dst` (normally exactly
+/// `append_frame_len(pcm.byte_len())` long, uninitialised: the Python path
+/// writes straight into a fresh `bytes` object). Returns the bytes written,
+/// which equals `dst.len()` when the length was right.
+pub(crate) fn fill_append_frame(pcm: Pcm<'_>, dst: &mut [MaybeUninit<u8>]) -> usize {
+    let mut at = put(dst, 0, APPEND_PREFIX);
     pcm.for_each_chunk(|bytes| {
         let n = STANDARD.encoded_length(bytes.len());
-        if let Some(slot) = rest.get_mut(at..at + n) {
-            let _ = STANDARD.encode(bytes, slot.as_out());
+        if let Some(slot) = dst.get_mut(at..at + n) {
+            let _ = STANDARD.encode(bytes, Out::from_uninit_slice(slot));
+            at += n;
         }
-        at += n;
     });
-    if let Some(tail) = rest.get_mut(at..) {
-        let n = tail.len().min(APPEND_SUFFIX.len());
-        tail.get_mut(..n)
-            .unwrap_or_default()
-            .copy_from_slice(APPEND_SUFFIX.get(..n).unwrap_or_default());
+    put(dst, at, APPEND_SUFFIX)
+}
+
+/// Copy `src` into `dst` at `at` if it fits; returns the new end.
+fn put(dst: &mut [MaybeUninit<u8>], at: usize, src: &[u8]) -> usize {
+    match dst.get_mut(at..at + src.len()) {
+        Some(slot) => {
+            slot.iter_mut().zip(src).for_each(|(d, &s)| {
+                d.write(s);
+            });
+            at + src.len()
+        }
+        None => at,
     }
 }
 
@@ -293,10 +302,7 @@ pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireEr
 }
 
 pub(crate) fn text(t: scan::Text<'_>, field: &'static str) -> Result<String, WireError> {
-    let mut s = String::new();
-    t.decode_into(&mut s)
-        .map_err(|()| WireError::BadText(field))?;
-    Ok(s)
+    t.to_owned_string().map_err(|()| WireError::BadText(field))
 }
 
 /// Decode the base64 payload of a delta. `decode(text, len)` allocates `len`
