@@ -139,6 +139,16 @@ def test_parse_audio_delta_matches_json_and_base64(kind: str) -> None:
         assert (d.output_index, d.content_index) == (2, 5)
 
 
+def test_large_frames_take_the_gil_released_path() -> None:
+    """10 s of audio (frames far above the 32 KiB threshold) in both directions."""
+    pcm = np.random.default_rng(7).integers(-32768, 32768, 240_000, dtype=np.int16)
+    frame = append_frame(pcm)
+    assert frame == reference_frame(pcm.tobytes())
+    d = parse_audio_delta(json.dumps(delta_event(pcm.tobytes())))
+    assert d is not None and d.pcm == pcm.tobytes() and len(d) == 240_000
+    assert d.duration_ms() == pytest.approx(10_000)
+
+
 def test_parse_audio_delta_agrees_with_openai_server_event_model() -> None:
     pcm = np.arange(480, dtype=np.int16).tobytes()
     frame = json.dumps(delta_event(pcm))

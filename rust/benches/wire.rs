@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::hint::black_box;
 
+use _fastvoice::ring::{Overflow, SampleRing};
 use _fastvoice::wire::{parse_audio_delta, write_append_frame, write_append_frame_f32};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -99,6 +100,27 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("serde_json (borrowed) + base64-simd", |b| {
         b.iter(|| serde_parse(black_box(&frame)).map(|p| p.1.len()))
+    });
+    g.finish();
+
+    // The ring's per-side mutexes against bare rtrb halves (what they cost
+    // when uncontended), one 20 ms chunk in and out.
+    let chunk: Vec<i16> = pcm[..480].to_vec();
+    let mut out = vec![0i16; 480];
+    let mut g = c.benchmark_group("ring_20ms_chunk");
+    let ring = SampleRing::<i16>::new(24_000, Overflow::DropOldest);
+    g.bench_function("SampleRing write + read_into", |b| {
+        b.iter(|| {
+            let _ = ring.write(black_box(&chunk));
+            ring.read_into(&mut out)
+        })
+    });
+    let (mut producer, mut consumer) = rtrb::RingBuffer::<i16>::new(24_000);
+    g.bench_function("bare rtrb push/pop slices", |b| {
+        b.iter(|| {
+            let _ = producer.push_partial_slice(black_box(&chunk));
+            consumer.pop_partial_slice(&mut out).0.len()
+        })
     });
     g.finish();
 

@@ -21,6 +21,7 @@
 
 mod py;
 mod scan;
+mod text;
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -301,7 +302,7 @@ pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireEr
     }))
 }
 
-pub(crate) fn text(t: scan::Text<'_>, field: &'static str) -> Result<String, WireError> {
+pub(crate) fn text(t: text::Text<'_>, field: &'static str) -> Result<String, WireError> {
     t.to_owned_string().map_err(|()| WireError::BadText(field))
 }
 
@@ -325,7 +326,7 @@ pub(crate) fn decode_delta<T, E: From<WireError>>(
     let unescaped;
     let text = if memchr(b'\\', b64).is_some() {
         let mut buf = Vec::with_capacity(b64.len());
-        scan::unescape(b64, &mut buf).map_err(|()| WireError::Base64)?;
+        text::unescape(b64, &mut buf).map_err(|()| WireError::Base64)?;
         unescaped = buf;
         &unescaped[..]
     } else {
