@@ -139,6 +139,15 @@ def test_parse_audio_delta_matches_json_and_base64(kind: str) -> None:
         assert (d.output_index, d.content_index) == (2, 5)
 
 
+@pytest.mark.parametrize("item_id", ["", "x" * 46, "y" * 47, "é" * 23, "é" * 24, "item_" + "z" * 200])
+def test_ids_of_every_length_and_encoding(item_id: str) -> None:
+    """Short ids are stored inline, long or escaped ones on the heap: both must round-trip."""
+    for ensure_ascii in (True, False):
+        frame = json.dumps(delta_event(b"\x00\x00", item_id=item_id), ensure_ascii=ensure_ascii)
+        d = parse_audio_delta(frame.encode())
+        assert d is not None and d.item_id == item_id
+
+
 def test_large_frames_take_the_gil_released_path() -> None:
     """10 s of audio (frames far above the 32 KiB threshold) in both directions."""
     pcm = np.random.default_rng(7).integers(-32768, 32768, 240_000, dtype=np.int16)

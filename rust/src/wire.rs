@@ -293,16 +293,19 @@ pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireEr
     })?;
     Ok(Some(AudioDeltaParts {
         kind: raw.kind,
-        event_id: raw.event_id.map(|t| text(t, "event_id")).transpose()?,
-        item_id: text(raw.item_id, "item_id")?,
-        response_id: text(raw.response_id, "response_id")?,
+        event_id: raw
+            .event_id
+            .map(|t| owned_text(t, "event_id"))
+            .transpose()?,
+        item_id: owned_text(raw.item_id, "item_id")?,
+        response_id: owned_text(raw.response_id, "response_id")?,
         output_index: raw.output_index,
         content_index: raw.content_index,
         pcm,
     }))
 }
 
-pub(crate) fn text(t: text::Text<'_>, field: &'static str) -> Result<String, WireError> {
+pub(crate) fn owned_text(t: text::Text<'_>, field: &'static str) -> Result<String, WireError> {
     t.to_owned_string().map_err(|()| WireError::BadText(field))
 }
 

@@ -17,7 +17,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyString};
 
 use super::{
-    append_frame_len, decode_delta, fill_append_frame, scan, text, AudioDeltaParts, DeltaKind, Pcm,
+    append_frame_len, decode_delta, fill_append_frame, owned_text, scan, text::Text,
+    AudioDeltaParts, DeltaKind, Pcm, WireError,
 };
 use crate::buffer::{
     cast_or_copy, pcm16_from_bytes, AudioBuffer, SampleFormat, DETACH_THRESHOLD_BYTES,
@@ -31,12 +32,56 @@ use crate::pcm::i16_to_f32;
 #[pyclass(frozen, module = "fastvoice._fastvoice", name = "AudioDelta")]
 pub struct AudioDelta {
     kind: DeltaKind,
-    event_id: Option<String>,
-    item_id: String,
-    response_id: String,
+    event_id: Option<Id>,
+    item_id: Id,
+    response_id: Id,
     output_index: i64,
     content_index: i64,
     pcm: Payload,
+}
+
+/// Bytes an id keeps inline; Realtime ids are about 25 bytes.
+const INLINE_ID: usize = 46;
+
+/// An id string, inline when short so that parsing a delta allocates nothing
+/// beyond the Python objects it returns.
+enum Id {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
+
+impl Id {
+    fn parse(t: Text<'_>, field: &'static str) -> Result<Id, WireError> {
+        if !t.escaped && t.raw.len() <= INLINE_ID && std::str::from_utf8(t.raw).is_ok() {
+            let mut bytes = [0; INLINE_ID];
+            bytes
+                .get_mut(..t.raw.len())
+                .unwrap_or_default()
+                .copy_from_slice(t.raw);
+            return Ok(Id::Inline {
+                len: t.raw.len() as u8,
+                bytes,
+            });
+        }
+        Ok(Id::Heap(owned_text(t, field)?.into_boxed_str()))
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only valid UTF-8 is ever stored (checked in `parse`).
+            Id::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Id::Heap(s) => s,
+        }
+    }
+}
+
+impl From<String> for Id {
+    fn from(s: String) -> Id {
+        Id::Heap(s.into_boxed_str())
+    }
 }
 
 /// Where the payload lives.
@@ -52,9 +97,9 @@ impl AudioDelta {
     pub fn from_parts(parts: AudioDeltaParts) -> AudioDelta {
         AudioDelta {
             kind: parts.kind,
-            event_id: parts.event_id,
-            item_id: parts.item_id,
-            response_id: parts.response_id,
+            event_id: parts.event_id.map(Id::from),
+            item_id: Id::from(parts.item_id),
+            response_id: Id::from(parts.response_id),
             output_index: parts.output_index,
             content_index: parts.content_index,
             pcm: Payload::Vec(parts.pcm, PyOnceLock::new()),
@@ -80,17 +125,17 @@ impl AudioDelta {
 
     #[getter]
     fn event_id(&self) -> Option<&str> {
-        self.event_id.as_deref()
+        self.event_id.as_ref().map(Id::as_str)
     }
 
     #[getter]
     fn item_id(&self) -> &str {
-        &self.item_id
+        self.item_id.as_str()
     }
 
     #[getter]
     fn response_id(&self) -> &str {
-        &self.response_id
+        self.response_id.as_str()
     }
 
     #[getter]
@@ -155,13 +200,13 @@ impl AudioDelta {
             "AudioDelta(type={:?}, item_id={:?}, response_id={:?}, output_index={}, \
              content_index={}, event_id={}, samples={})",
             self.kind.as_str(),
-            self.item_id,
-            self.response_id,
+            self.item_id.as_str(),
+            self.response_id.as_str(),
             self.output_index,
             self.content_index,
             self.event_id
                 .as_ref()
-                .map_or_else(|| "None".to_owned(), |e| format!("{e:?}")),
+                .map_or_else(|| "None".to_owned(), |e| format!("{:?}", e.as_str())),
             self.pcm_bytes(py).len() / 2,
         )
     }
@@ -282,9 +327,9 @@ fn parse_frame(py: Python<'_>, frame: &[u8]) -> PyResult<Option<AudioDelta>> {
     })?;
     Ok(Some(AudioDelta {
         kind: raw.kind,
-        event_id: raw.event_id.map(|t| text(t, "event_id")).transpose()?,
-        item_id: text(raw.item_id, "item_id")?,
-        response_id: text(raw.response_id, "response_id")?,
+        event_id: raw.event_id.map(|t| Id::parse(t, "event_id")).transpose()?,
+        item_id: Id::parse(raw.item_id, "item_id")?,
+        response_id: Id::parse(raw.response_id, "response_id")?,
         output_index: raw.output_index,
         content_index: raw.content_index,
         pcm: Payload::Bytes(pcm.unbind()),
