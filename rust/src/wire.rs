@@ -7,7 +7,9 @@
 //!
 //! Contract used by the transport (`crate::transport`):
 //! - `pub fn write_append_frame(pcm: &[i16], out: &mut Vec<u8>)` appends the exact
-//!   bytes of `{"type":"input_audio_buffer.append","audio":"<base64 of pcm LE>"}`.
+//!   bytes of `{"type":"input_audio_buffer.append","audio":"<base64 of pcm LE>"}`
+//!   (`write_append_frame_f32` converts floats on the way; `append_frame_len`
+//!   gives the exact size for pre-allocation).
 //! - `pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireError>`
 //!   recognises `response.output_audio.delta` / `response.audio.delta` frames.
 //! - `AudioDelta` (the pyclass) has `AudioDelta::from_parts(parts) -> AudioDelta`.
@@ -160,34 +162,25 @@ impl Pcm<'_> {
     /// Feed the PCM16 bytes to `emit` in pieces whose lengths are multiples of
     /// 3 except the last, converting floats through a stack block.
     fn for_each_chunk(self, mut emit: impl FnMut(&[u8])) {
-        let mut block = [0i16; BLOCK];
         match self {
             Pcm::Le(bytes) => emit(bytes),
             Pcm::I16(s) if cfg!(target_endian = "little") => emit(i16_bytes(s)),
-            Pcm::I16(s) => {
-                for chunk in s.chunks(BLOCK) {
-                    let out = block.get_mut(..chunk.len()).unwrap_or_default();
-                    out.iter_mut().zip(chunk).for_each(|(d, s)| *d = s.to_le());
-                    emit(i16_bytes(out));
-                }
-            }
-            Pcm::F32(s) => {
-                for chunk in s.chunks(BLOCK) {
-                    let out = block.get_mut(..chunk.len()).unwrap_or_default();
-                    convert_f32(chunk, out);
-                    out.iter_mut().for_each(|d| *d = d.to_le());
-                    emit(i16_bytes(out));
-                }
-            }
-            Pcm::F64(s) => {
-                for chunk in s.chunks(BLOCK) {
-                    let out = block.get_mut(..chunk.len()).unwrap_or_default();
-                    convert_f64(chunk, out);
-                    out.iter_mut().for_each(|d| *d = d.to_le());
-                    emit(i16_bytes(out));
-                }
-            }
+            Pcm::I16(s) => in_blocks(s, |src, dst| dst.copy_from_slice(src), emit),
+            Pcm::F32(s) => in_blocks(s, convert_f32, emit),
+            Pcm::F64(s) => in_blocks(s, convert_f64, emit),
         }
+    }
+}
+
+/// Convert `src` to PCM16 a stack block at a time and emit each block's
+/// little-endian bytes (no heap buffer, nothing allocated per call).
+fn in_blocks<T>(src: &[T], convert: impl Fn(&[T], &mut [i16]), mut emit: impl FnMut(&[u8])) {
+    let mut block = [0i16; BLOCK];
+    for chunk in src.chunks(BLOCK) {
+        let out = block.get_mut(..chunk.len()).unwrap_or_default();
+        convert(chunk, out);
+        out.iter_mut().for_each(|d| *d = d.to_le());
+        emit(i16_bytes(out));
     }
 }
 
