@@ -148,13 +148,13 @@ def test_recv(benchmark: Any, impl: str) -> None:
     assert np.array_equal(benchmark(RECV[impl], DELTA_FRAME), EXPECTED_SAMPLES)
 
 
-def recv_pcm_fastvoice(frame: bytes) -> bytes:
+def recv_pcm_fastvoice(frame: bytes | str) -> bytes:
     d = parse_audio_delta(frame)
     assert d is not None
     return d.pcm
 
 
-def recv_pcm_orjson(frame: bytes) -> bytes:
+def recv_pcm_orjson(frame: bytes | str) -> bytes:
     event = orjson.loads(frame)
     assert event["type"] == "response.output_audio.delta"
     return pybase64.b64decode(event["delta"])
@@ -164,9 +164,12 @@ RECV_PCM = {"fastvoice parse_audio_delta(f).pcm": recv_pcm_fastvoice, "orjson+py
 
 
 @pytest.mark.parametrize("impl", RECV_PCM)
-def test_recv_pcm(benchmark: Any, impl: str) -> None:
-    _info(benchmark, "wire-recv-bytes (100 ms delta frame -> PCM bytes)", impl)
-    assert benchmark(RECV_PCM[impl], DELTA_FRAME) == PCM
+@pytest.mark.parametrize("kind", ["bytes", "str"])
+def test_recv_pcm(benchmark: Any, impl: str, kind: str) -> None:
+    """Frames as bytes (native transport) or str (what `websockets` hands out for text frames)."""
+    _info(benchmark, f"wire-recv-pcm-{kind} (100 ms delta frame as {kind} -> PCM bytes)", impl)
+    frame = DELTA_FRAME if kind == "bytes" else DELTA_FRAME.decode()
+    assert benchmark(RECV_PCM[impl], frame) == PCM
 
 
 def test_recv_other_frame(benchmark: Any) -> None:
