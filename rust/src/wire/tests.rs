@@ -311,3 +311,36 @@ fn round_trip_through_an_append_frame_payload() {
         le(&pcm)
     );
 }
+
+/// The transport's path: decode in Rust, wrap with `from_parts`, serve to Python.
+#[test]
+fn audio_delta_from_parts_serves_the_payload() {
+    use pyo3::types::PyBytes;
+
+    let pcm = noise(480, 21);
+    let parts = parse_audio_delta(delta_frame("response.output_audio.delta", &pcm).as_bytes())
+        .unwrap()
+        .unwrap();
+    Python::initialize();
+    Python::attach(|py| {
+        let delta = Py::new(py, AudioDelta::from_parts(parts.clone())).unwrap();
+        let d = delta.bind(py);
+        let first = d.getattr("pcm").unwrap();
+        let again = d.getattr("pcm").unwrap();
+        assert!(first.is(&again), "one bytes object, made once");
+        assert_eq!(first.cast::<PyBytes>().unwrap().as_bytes(), le(&pcm));
+        assert_eq!(d.len().unwrap(), 480);
+        let s = |name: &str| d.getattr(name).unwrap().extract::<String>().unwrap();
+        assert_eq!(s("type"), "response.output_audio.delta");
+        assert_eq!(
+            (s("item_id"), s("response_id"), s("event_id")),
+            ("item_3".into(), "resp_2".into(), "event_1".into())
+        );
+        let ms: f64 = d
+            .call_method1("duration_ms", (24000,))
+            .unwrap()
+            .extract()
+            .unwrap();
+        assert_eq!(ms, 20.0);
+    });
+}
