@@ -11,7 +11,10 @@ from fastvoice import audio, cli
 def test_demo_writes_24k_wav_of_the_sample(tmp_path: Path) -> None:
     out = tmp_path / "out.wav"
     proc = subprocess.run(
-        [sys.executable, "-m", "fastvoice", "demo", "-o", str(out)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "fastvoice", "demo", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "resample" in proc.stdout and "wire" in proc.stdout

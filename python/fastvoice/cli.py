@@ -41,8 +41,10 @@ def run_demo(out: Path, source: Path | None = None) -> int:
     pcm = audio.from_pcm16(wav.pcm16)
     if wav.channels > 1:
         pcm = audio.to_mono(pcm, wav.channels)
-    print(f"input      {source or 'bundled sample'}: {wav.sample_rate} Hz, {wav.channels} ch, "
-          f"{wav.duration_s:.2f} s (decoded in {_ms(t_decode)})")
+    print(
+        f"input      {source or 'bundled sample'}: {wav.sample_rate} Hz, {wav.channels} ch, "
+        f"{wav.duration_s:.2f} s (decoded in {_ms(t_decode)})"
+    )
 
     # Stream in 20 ms chunks through one stateful resampler, as live capture would.
     chunk = max(1, wav.sample_rate * CHUNK_MS // 1000)
@@ -53,9 +55,11 @@ def run_demo(out: Path, source: Path | None = None) -> int:
     streamed = np.concatenate(parts)
     t_stream = time.perf_counter() - t0
     n_chunks = len(parts) - 1
-    print(f"resample   {wav.sample_rate} -> {REALTIME_RATE} Hz in {n_chunks} chunks of {CHUNK_MS} ms: "
-          f"{_ms(t_stream)} total, {t_stream / max(n_chunks, 1) * 1e6:.1f} us/chunk, "
-          f"delay {stream.delay_ms:.2f} ms")
+    print(
+        f"resample   {wav.sample_rate} -> {REALTIME_RATE} Hz in {n_chunks} chunks of {CHUNK_MS} ms: "
+        f"{_ms(t_stream)} total, {t_stream / max(n_chunks, 1) * 1e6:.1f} us/chunk, "
+        f"delay {stream.delay_ms:.2f} ms"
+    )
 
     # The phone path: 8 kHz G.711 u-law and back.
     t0 = time.perf_counter()
@@ -64,16 +68,20 @@ def run_demo(out: Path, source: Path | None = None) -> int:
     back = audio.from_pcm16(audio.ulaw_decode(ulaw))
     t_phone = time.perf_counter() - t0
     err = np.abs(back.astype(np.int32) - phone.astype(np.int32)).max() if len(phone) else 0
-    print(f"g711       {len(phone)} samples at {PHONE_RATE} Hz -> {len(ulaw)} u-law bytes and back "
-          f"in {_ms(t_phone)} (max error {err})")
+    print(
+        f"g711       {len(phone)} samples at {PHONE_RATE} Hz -> {len(ulaw)} u-law bytes and back "
+        f"in {_ms(t_phone)} (max error {err})"
+    )
 
     # The Realtime wire: one input_audio_buffer.append frame per 20 ms chunk.
     frame_chunk = REALTIME_RATE * CHUNK_MS // 1000
     t0 = time.perf_counter()
     frames = [audio.append_frame(streamed[i : i + frame_chunk]) for i in range(0, len(streamed), frame_chunk)]
     t_frames = time.perf_counter() - t0
-    print(f"wire       {len(frames)} append frames, {sum(map(len, frames))} bytes in {_ms(t_frames)} "
-          f"({t_frames / max(len(frames), 1) * 1e6:.2f} us/frame)")
+    print(
+        f"wire       {len(frames)} append frames, {sum(map(len, frames))} bytes in {_ms(t_frames)} "
+        f"({t_frames / max(len(frames), 1) * 1e6:.2f} us/frame)"
+    )
 
     out.write_bytes(audio.wav_encode(streamed, sample_rate=REALTIME_RATE))
     print(f"output     {out}: {REALTIME_RATE} Hz mono PCM16, {len(streamed) / REALTIME_RATE:.2f} s")
