@@ -33,7 +33,7 @@ def _output_dtype(dtype: Any) -> str | None:
     if dtype is None or dtype == "bytes" or dtype is bytes:
         return None
     try:
-        name = np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
     except TypeError as exc:
         raise ValueError(f'TTSSettings.dtype must be None, "int16" or "float32", got {dtype!r}') from exc
     if name not in ("int16", "float32"):

@@ -1,9 +1,9 @@
 """What the pipeline runs between STT and TTS: the user's logic, turning a transcript into text.
 
 A workflow is any object with `greeting()` and `run(text)`; state (history, counters) lives in
-the object. `run` may return a string, a list (or any iterable) of strings, an async
-iterator of text pieces (streamed LLM output), or an awaitable of any of these; the pipeline
-splits the text into sentences as it arrives.
+the object. `run` may return a string, a list (or any iterable) of strings, each a complete
+utterance, an async iterator of text pieces (streamed LLM output, joined as they come), or an
+awaitable of any of these; the pipeline splits the text into sentences as it arrives.
 """
 
 from __future__ import annotations
@@ -75,8 +75,10 @@ async def text_pieces(output: Any) -> AsyncIterator[str]:
         async for piece in output:
             yield _check_piece(piece)
     elif isinstance(output, Iterable) and not isinstance(output, bytes | bytearray):
+        # Items of a list are whole utterances: a line break ends each one's last sentence
+        # (streamed pieces of an async iterator, by contrast, are joined as they come).
         for piece in output:
-            yield _check_piece(piece)
+            yield _check_piece(piece) + "\n"
     elif output is None:
         return
     else:

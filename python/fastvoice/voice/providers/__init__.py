@@ -74,8 +74,9 @@ def find_api_key() -> str | None:
         data = json.loads((home / "auth.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = None
-    if isinstance(data, dict) and isinstance(key := data.get("OPENAI_API_KEY"), str) and key.strip():
-        return key.strip()
+    stored = data.get("OPENAI_API_KEY") if isinstance(data, dict) else None
+    if isinstance(stored, str) and stored.strip():
+        return stored.strip()
     return os.environ.get("OPENAI_API_KEY", "").strip() or None
 
 
