@@ -4,6 +4,6 @@ Everything here is implemented in the Rust core (`fastvoice._fastvoice`) and acc
 `bytes`, `bytearray`, `memoryview` or numpy arrays without copying.
 """
 
-from fastvoice._fastvoice import AudioFormatError
+from fastvoice._fastvoice import AudioDelta, AudioFormatError, RingBuffer, append_frame, parse_audio_delta
 
-__all__ = ["AudioFormatError"]
+__all__ = ["AudioDelta", "AudioFormatError", "RingBuffer", "append_frame", "parse_audio_delta"]
