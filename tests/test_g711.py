@@ -2,7 +2,9 @@
 
 import threading
 import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,14 +56,19 @@ def decoded(data: bytes) -> np.ndarray:
     return np.frombuffer(data, "<i2").astype(np.int64)
 
 
-LAWS = [
+Codec = Callable[[Any], bytes]
+Reference = Callable[[int], int]
+
+LAWS: list[tuple[str, Codec, Codec, Reference]] = [
     ("ulaw", ulaw_encode, ulaw_decode, itu_ulaw),
     ("alaw", alaw_encode, alaw_decode, itu_alaw),
 ]
 
 
 @pytest.mark.parametrize(("name", "encode", "decode", "ref"), LAWS)
-def test_decode_matches_itu_formula_on_all_codes(name, encode, decode, ref) -> None:  # type: ignore[no-untyped-def]
+def test_decode_matches_itu_formula_on_all_codes(
+    name: str, encode: Codec, decode: Codec, ref: Reference
+) -> None:
     assert decoded(decode(ALL_CODES)).tolist() == [ref(c) for c in range(256)]
 
 
@@ -76,7 +83,7 @@ def test_decode_and_encode_match_audioop_exactly() -> None:
 
 
 @pytest.mark.parametrize(("name", "encode", "decode", "ref"), LAWS)
-def test_encode_inverts_decode(name, encode, decode, ref) -> None:  # type: ignore[no-untyped-def]
+def test_encode_inverts_decode(name: str, encode: Codec, decode: Codec, ref: Reference) -> None:
     back = encode(decode(ALL_CODES))
     for code in range(256):
         if name == "ulaw" and code == 0x7F:
@@ -87,7 +94,9 @@ def test_encode_inverts_decode(name, encode, decode, ref) -> None:  # type: igno
 
 
 @pytest.mark.parametrize(("name", "encode", "decode", "ref"), LAWS)
-def test_quantiser_is_monotonic_with_bounded_error(name, encode, decode, ref) -> None:  # type: ignore[no-untyped-def]
+def test_quantiser_is_monotonic_with_bounded_error(
+    name: str, encode: Codec, decode: Codec, ref: Reference
+) -> None:
     codes = np.frombuffer(encode(ALL_PCM.tobytes()), np.uint8)
     y = decoded(decode(codes.tobytes()))
     x = ALL_PCM.astype(np.int64)
@@ -116,7 +125,7 @@ def test_alaw_is_sign_symmetric() -> None:
 
 
 @pytest.mark.parametrize(("name", "encode", "decode", "ref"), LAWS)
-def test_input_kinds(name, encode, decode, ref) -> None:  # type: ignore[no-untyped-def]
+def test_input_kinds(name: str, encode: Codec, decode: Codec, ref: Reference) -> None:
     rng = np.random.default_rng(11)
     pcm = rng.integers(-32768, 32768, 4000).astype(np.int16)
     codes = encode(pcm.tobytes())
@@ -135,7 +144,7 @@ def test_input_kinds(name, encode, decode, ref) -> None:  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize(("name", "encode", "decode", "ref"), LAWS)
-def test_bad_input_raises(name, encode, decode, ref) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_raises(name: str, encode: Codec, decode: Codec, ref: Reference) -> None:
     with pytest.raises(AudioFormatError, match="even number"):
         encode(b"\x00\x00\x00")
     with pytest.raises(AudioFormatError, match="bytes"):

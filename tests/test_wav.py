@@ -302,7 +302,7 @@ def test_wav_audio_is_frozen_with_a_short_repr() -> None:
     with pytest.raises(AttributeError):
         out.sample_rate = 8000  # type: ignore[misc]
     with pytest.raises(TypeError):
-        WavAudio()  # type: ignore[call-arg]
+        WavAudio()
 
 
 # --- the shared recordings -------------------------------------------------------------
