@@ -495,11 +495,14 @@ async def test_telemetry_events_are_emitted():
         await (await pipeline.run(AudioInput(speech(), sample_rate=RATE))).collect_audio()
     finally:
         telemetry.detach("voice-test")
-    got = [e[3] if e[2] != "tts" or e[3] != "chunk" else "chunk" for e in seen]
-    assert got[0] == "start" and seen[0][0][2] == "pipeline" and seen[-1][0][2:] == ("pipeline", "stop")
-    assert {e[0] for e in seen} == set(names)
-    stt_done = next(m for e, m, md in seen if e[2:] == ("stt", "complete"))
+    order = [e[2:] for e, _, _ in seen]
+    assert order[0] == ("pipeline", "start") and order[-1] == ("pipeline", "stop")
+    assert {e for e, _, _ in seen} == set(names)
+    assert order.index(("stt", "complete")) < order.index(("tts", "start"))
+    assert order.count(("tts", "chunk")) == math.ceil(len(b"You said hello world.\0") / 4)
+    stt_done = next(m for e, m, _ in seen if e[2:] == ("stt", "complete"))
     assert stt_done["audio_duration"] == pytest.approx(0.5)
-    tts_done = next(m for e, m, md in seen if e[2:] == ("tts", "complete"))
+    tts_done = next(m for e, m, _ in seen if e[2:] == ("tts", "complete"))
     assert tts_done["bytes"] == len(b"You said hello world.\0")
-    assert len(got) > 6
+    stop = next(m for e, m, _ in seen if e[2:] == ("pipeline", "stop"))
+    assert stop["turns"] == 1 and stop["errors"] == 0 and stop["duration"] > 0
