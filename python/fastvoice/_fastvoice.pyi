@@ -1,14 +1,9 @@
 """Type stubs for the native core (`rust/`). Kept by hand: update with every Rust API change."""
 
-# Imports used by the wire section below.
-from typing import Literal, final
+from typing import Any, Literal, TypeAlias, TypeVar, final, overload
 
 import numpy as np
 import numpy.typing as npt
-import typing as _t
-
-import numpy as _np
-import numpy.typing as _npt
 
 __version__: str
 
@@ -127,8 +122,8 @@ class RingBuffer:
 # copying. Raw byte buffers are PCM16 little-endian. Float samples map to PCM16
 # as int16 = clip(round_half_away_from_zero(x * 32768)), NaN -> 0.
 
-_ScalarT = _t.TypeVar("_ScalarT", bound=_np.generic)
-_Buffer: _t.TypeAlias = bytes | bytearray | memoryview | _npt.NDArray[_t.Any]
+_ScalarT = TypeVar("_ScalarT", bound=np.generic)
+_Buffer: TypeAlias = bytes | bytearray | memoryview | npt.NDArray[Any]
 
 def to_pcm16(samples: _Buffer) -> bytes:
     """Convert float32/float64 samples in [-1, 1] to PCM16 bytes (clip outside, NaN -> 0).
@@ -138,8 +133,8 @@ def to_pcm16(samples: _Buffer) -> bytes:
     number of bytes or an unsupported dtype.
     """
 
-@_t.overload
-def from_pcm16(data: _Buffer, dtype: _t.Literal["int16"] = "int16") -> _npt.NDArray[_np.int16]:
+@overload
+def from_pcm16(data: _Buffer, dtype: Literal["int16"] = "int16") -> npt.NDArray[np.int16]:
     """PCM16 (bytes or int16 array) to a new, writable 1-D array of `dtype`.
 
     "int16" keeps the values; "float32" gives x / 32768 in [-1, 1). `dtype` may also be
@@ -147,11 +142,11 @@ def from_pcm16(data: _Buffer, dtype: _t.Literal["int16"] = "int16") -> _npt.NDAr
     input or any other dtype raises AudioFormatError.
     """
 
-@_t.overload
-def from_pcm16(data: _Buffer, dtype: _t.Literal["float32"]) -> _npt.NDArray[_np.float32]: ...
-@_t.overload
-def from_pcm16(data: _Buffer, dtype: str | type | _np.dtype[_t.Any]) -> _npt.NDArray[_t.Any]: ...
-@_t.overload
+@overload
+def from_pcm16(data: _Buffer, dtype: Literal["float32"]) -> npt.NDArray[np.float32]: ...
+@overload
+def from_pcm16(data: _Buffer, dtype: str | type | np.dtype[Any]) -> npt.NDArray[Any]: ...
+@overload
 def to_mono(samples: bytes | bytearray | memoryview, channels: int) -> bytes:
     """Downmix interleaved frames of `channels` samples to one channel by averaging.
 
@@ -162,10 +157,10 @@ def to_mono(samples: bytes | bytearray | memoryview, channels: int) -> bytes:
     if `channels` is not in 1..65535 or the sample count is not a multiple of it.
     """
 
-@_t.overload
-def to_mono(samples: _npt.NDArray[_ScalarT], channels: int) -> _npt.NDArray[_ScalarT]: ...
+@overload
+def to_mono(samples: npt.NDArray[_ScalarT], channels: int) -> npt.NDArray[_ScalarT]: ...
 
-@_t.final
+@final
 class WavAudio:
     """Result of wav_decode(): PCM16 audio and the format of the source file. Immutable."""
 
@@ -186,7 +181,7 @@ class WavAudio:
     def bits_per_sample(self) -> int:
         """Bits per sample of the source file (8, 16, 24, 32 or 64)."""
     @property
-    def format(self) -> _t.Literal["pcm", "float", "alaw", "ulaw"]:
+    def format(self) -> Literal["pcm", "float", "alaw", "ulaw"]:
         """Sample encoding of the source file."""
 
 def wav_encode(pcm16: _Buffer, sample_rate: int = 24000, channels: int = 1) -> bytes:
@@ -218,7 +213,7 @@ def ulaw_encode(pcm16: _Buffer) -> bytes:
     Byte-identical to the removed audioop.lin2ulaw(data, 2).
     """
 
-def ulaw_decode(data: bytes | bytearray | memoryview | _npt.NDArray[_np.uint8]) -> bytes:
+def ulaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
     """G.711 μ-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""
 
 def alaw_encode(pcm16: _Buffer) -> bytes:
@@ -227,5 +222,5 @@ def alaw_encode(pcm16: _Buffer) -> bytes:
     Byte-identical to the removed audioop.lin2alaw(data, 2).
     """
 
-def alaw_decode(data: bytes | bytearray | memoryview | _npt.NDArray[_np.uint8]) -> bytes:
+def alaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
     """G.711 A-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""
