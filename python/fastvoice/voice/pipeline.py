@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fastvoice._fastvoice import AudioFormatError
+from fastvoice.voice._channel import Channel
 from fastvoice.voice._telemetry import _emit
 from fastvoice.voice._vad import EnergyTurnDetector
 from fastvoice.voice.config import Config
@@ -26,7 +27,7 @@ from fastvoice.voice.result import StreamedAudioResult, Turn
 from fastvoice.voice.text import stream_sentences
 from fastvoice.voice.workflow import Workflow, text_pieces, workflow_greeting
 
-_Segment = asyncio.Queue[bytes | BaseException | None]
+_Segment = Channel[bytes | BaseException | None]
 
 
 def _output_dtype(dtype: Any) -> str | None:
@@ -145,7 +146,7 @@ class Pipeline:
 
     async def _streamed_turns(self, audio_input: StreamedAudioInput, result: StreamedAudioResult) -> None:
         detector = EnergyTurnDetector(audio_input.sample_rate, self.config.turn_detection)
-        turns: asyncio.Queue[bytes | None] = asyncio.Queue()
+        turns: Channel[bytes | None] = Channel()
 
         async def segment() -> None:
             try:
@@ -219,14 +220,14 @@ class Pipeline:
     async def _speak(self, result: StreamedAudioResult, turn: Turn, pieces: AsyncIterator[str]) -> None:
         """Sentences → concurrent TTS tasks → audio events in sentence order."""
         limit = asyncio.Semaphore(self.config.tts_concurrency)
-        segments: asyncio.Queue[_Segment | BaseException | None] = asyncio.Queue()
+        segments: Channel[_Segment | BaseException | None] = Channel()
         tasks: list[asyncio.Task[None]] = []
 
         async def produce() -> None:
             try:
                 async for sentence in stream_sentences(pieces):
                     turn.sentences.append(sentence)
-                    queue: _Segment = asyncio.Queue()
+                    queue: _Segment = Channel()
                     tasks.append(asyncio.create_task(self._synthesize(sentence, queue, limit)))
                     segments.put_nowait(queue)
             except Exception as exc:

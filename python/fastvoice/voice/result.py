@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from fastvoice import audio
+from fastvoice.voice._channel import Channel
 from fastvoice.voice.events import (
     LifecycleEvent,
     VoiceStreamEvent,
@@ -44,7 +45,7 @@ class StreamedAudioResult:
         self.dtype = dtype
         self.turns: list[Turn] = []
         self.errors: list[BaseException] = []
-        self._queue: asyncio.Queue[VoiceStreamEvent] = asyncio.Queue()
+        self._queue: Channel[VoiceStreamEvent] = Channel()
         self._task: asyncio.Task[None] | None = None
         self._ended = False
 
