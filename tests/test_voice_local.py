@@ -25,6 +25,7 @@ from fastvoice.voice import (
     Pipeline,
     SimpleWorkflow,
     StreamedAudioInput,
+    STTError,
     STTSettings,
     TTSError,
     TTSSettings,
@@ -78,6 +79,13 @@ async def test_stt_of_silence_is_empty(stt):
     assert await stt.transcribe(AudioInput(bytes(32000), sample_rate=16000), STTSettings()) == ""
     quiet = (np.random.default_rng(0).normal(0, 20, 16000)).astype(np.int16)  # ~ -64 dBFS hiss
     assert await stt.transcribe(AudioInput(quiet, sample_rate=16000), STTSettings()) == ""
+
+
+async def test_stt_is_english_only(stt):
+    clip = AudioInput(bytes(3200), sample_rate=16000)
+    assert await stt.transcribe(clip, STTSettings(language="en-US")) == ""
+    with pytest.raises(STTError, match="English only"):
+        await stt.transcribe(clip, STTSettings(language="fr"))
 
 
 async def test_stt_decoder_is_safe_under_concurrency(stt):

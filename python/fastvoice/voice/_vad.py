@@ -24,7 +24,7 @@ def frame_levels_db(samples: np.ndarray, frame: int) -> np.ndarray:
     return np.asarray(10.0 * np.log10(power + 1e-12))
 
 
-def has_speech(pcm16: bytes, sample_rate: int, threshold_db: float = -40.0, min_ms: int = 60) -> bool:
+def has_speech(pcm16: bytes, sample_rate: int, threshold_db: float = -50.0, min_ms: int = 60) -> bool:
     """True when at least `min_ms` of 20 ms frames are louder than `threshold_db`.
 
     Recognisers hallucinate words in silence (PocketSphinx hears "being" in digital zero),

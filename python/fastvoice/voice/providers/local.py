@@ -51,7 +51,8 @@ class LocalSTTModel(STTModel):
     """PocketSphinx with its bundled US English model.
 
     Input at any rate is converted to 16 kHz by the native resampler. Silent input returns ""
-    without reaching the decoder, which would otherwise hallucinate a word.
+    without reaching the decoder, which would otherwise hallucinate a word. `prompt` and
+    `temperature` have no equivalent here and are ignored.
     """
 
     def __init__(self) -> None:
@@ -67,6 +68,8 @@ class LocalSTTModel(STTModel):
         return "pocketsphinx"
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
+        if settings.language and not settings.language.lower().startswith("en"):
+            raise STTError(f"the offline STT model is English only, got language={settings.language!r}")
         pcm, rate = audio.decode()
         return await asyncio.to_thread(self._transcribe, pcm, rate)
 
@@ -180,7 +183,9 @@ class LocalTTSModel(TTSModel):
     """eSpeak NG, resampled 22.05 → 24 kHz by the native streaming `Resampler`.
 
     `words_per_minute` is the speaking rate at `TTSSettings.speed == 1` (PocketSphinx
-    recognises eSpeak's "en+f2" best around 120-130).
+    recognises eSpeak's "en+f2" best around 120-130). `TTSSettings.voice` is mapped by
+    `VOICES`; `instructions` have no equivalent in eSpeak and are ignored. eSpeak renders
+    with a little random jitter, so two renderings of a text are alike, not identical.
     """
 
     def __init__(self, words_per_minute: int = 150) -> None:
