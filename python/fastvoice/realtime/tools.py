@@ -23,6 +23,7 @@ import functools
 import inspect
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, get_type_hints, overload
@@ -174,6 +175,7 @@ class FunctionTool:
         needs_approval: bool = False,
         strict_json_schema: bool = True,
         failure_error_function: Callable[[BaseException], str] | None = default_tool_error_text,
+        localns: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"function_tool needs a callable, got {type(func).__name__}")
@@ -191,7 +193,7 @@ class FunctionTool:
 
         sig = inspect.signature(func)
         try:
-            hints = get_type_hints(func)
+            hints = get_type_hints(func, localns=dict(localns) if localns is not None else None)
         except Exception as exc:  # unresolvable forward references
             raise TypeError(f"tool {self.name}: cannot resolve type hints: {exc}") from exc
         params = list(sig.parameters.values())
@@ -210,7 +212,10 @@ class FunctionTool:
             default = ... if p.default is p.empty else p.default
             fields[p.name] = (ann, pydantic.Field(default, description=doc.params.get(p.name)))
         self._param_names = [p.name for p in params]
-        self._args_model: type[pydantic.BaseModel] = pydantic.create_model(f"{self.name}_args", **fields)
+        # extra="forbid": an argument the schema does not declare is a model error, not something to drop.
+        self._args_model: type[pydantic.BaseModel] = pydantic.create_model(
+            f"{self.name}_args", __config__=pydantic.ConfigDict(extra="forbid"), **fields
+        )
         schema = self._args_model.model_json_schema()
         self.params_json_schema: dict[str, Any] = (
             ensure_strict_json_schema(schema) if strict_json_schema else schema
@@ -312,7 +317,11 @@ def function_tool(
 ) -> FunctionTool | Callable[[ToolFunction], FunctionTool]:
     """Turn a sync or async function into a :class:`FunctionTool` (usable bare or with options)."""
 
-    def wrap(f: ToolFunction) -> FunctionTool:
+    def wrap(f: ToolFunction, localns: Mapping[str, Any] | None = None) -> FunctionTool:
+        # The decorating frame's locals let hints name classes defined next to the tool (even with
+        # `from __future__ import annotations`, where hints are strings resolved later).
+        if localns is None:
+            localns = sys._getframe(1).f_locals
         return FunctionTool(
             f,
             name_override=name_override,
@@ -320,9 +329,10 @@ def function_tool(
             needs_approval=needs_approval,
             strict_json_schema=strict_json_schema,
             failure_error_function=failure_error_function,
+            localns=localns,
         )
 
-    return wrap(func) if func is not None else wrap
+    return wrap(func, sys._getframe(1).f_locals) if func is not None else wrap
 
 
 def normalize_tool(tool: object) -> Tool:
