@@ -8,7 +8,6 @@ import json
 import pathlib
 
 import pytest
-
 from fastvoice import realtime as rt
 from fastvoice.realtime import events as ev
 from fastvoice.realtime.handoffs import snake_case

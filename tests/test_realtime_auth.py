@@ -7,7 +7,6 @@ import logging
 import pathlib
 
 import pytest
-
 from fastvoice.realtime import auth
 
 KEY_EXPLICIT = "sk-explicit-000000000000aaaa"

@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import pydantic
 import pytest
-from openai.types.realtime import RealtimeClientEvent
-
 from fastvoice import realtime as rt
 from fastvoice.realtime import _protocol as P
 from fastvoice.realtime.events import (
@@ -22,6 +20,7 @@ from fastvoice.realtime.events import (
     UserMessageItem,
 )
 from fastvoice.testing import EventValidationError, validate_client_event
+from openai.types.realtime import RealtimeClientEvent
 
 CAPTURE = pathlib.Path("/work/shared/reference/realtime_wire_capture.txt")
 CLIENT_EVENT = pydantic.TypeAdapter(RealtimeClientEvent)

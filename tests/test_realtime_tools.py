@@ -11,7 +11,6 @@ from typing import Any, Literal
 import docstring_parser
 import pydantic
 import pytest
-
 from fastvoice import realtime as rt
 from fastvoice.realtime._docstrings import parse_docstring
 from fastvoice.realtime.tools import ensure_strict_json_schema, normalize_tool

@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-
 from fastvoice import telemetry
 
 SESSION_START = ("fastvoice", "realtime", "session", "start")

@@ -9,12 +9,14 @@ functions ``fn(event_name, measurements, metadata, config)`` attached under a un
 Design points:
 
 * **Cheap when unused.** ``execute`` is one dict lookup when nothing is attached to the event (~100 ns), so
-  library code can emit per audio chunk unconditionally. Handler tables are copy-on-write: attach/detach swap in a
+  library code can emit per audio chunk unconditionally. Handler tables are copy-on-write: attach/detach swap
+  in a
   new dict under a lock, ``execute`` reads without locking, and a handler can detach itself while running.
 * **A failing handler never breaks the emitter**: it is logged on the ``fastvoice`` logger and detached (as
   ``:telemetry`` does), so a broken metrics hook cannot take a voice session down.
 * :func:`span` brackets a block with ``start`` and ``stop``/``exception`` events (``duration`` in nanoseconds)
-  and, when ``opentelemetry-api`` is importable, also opens an OpenTelemetry span with the metadata as attributes.
+  and, when ``opentelemetry-api`` is importable, also opens an OpenTelemetry span with the metadata as
+  attributes.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def _check_name(event_name: object) -> EventName:
 def attach_many(handler_id: str, event_names: Sequence[EventName], fn: Handler, config: Any = None) -> None:
     """Attach ``fn`` to every event in ``event_names`` under ``handler_id``.
 
-    Raises ``ValueError`` if ``handler_id`` is already attached (detach it first), ``TypeError`` if ``fn`` is not
+    Raises ``ValueError`` if ``handler_id`` is already attached (detach it first), ``TypeError`` if ``fn`` is
+    not
     callable.
     """
     global _table
@@ -132,7 +135,8 @@ def execute(
 ) -> None:
     """Emit an event to the handlers attached to exactly ``event_name``.
 
-    Handlers run synchronously in the caller's thread, in attach order. One that raises is logged and detached;
+    Handlers run synchronously in the caller's thread, in attach order. One that raises is logged and
+    detached;
     the caller never sees the exception.
     """
     handlers = _table.get(event_name)
@@ -149,7 +153,8 @@ def execute(
             detach(h.id)
 
 
-# ---- spans ------------------------------------------------------------------------------------------------------
+# ---- spans
+# ------------------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -167,7 +172,8 @@ _otel_checked = False
 
 
 def _tracer() -> Any:
-    """The OpenTelemetry tracer, imported on first use; ``None`` when ``opentelemetry-api`` is not installed."""
+    """The OpenTelemetry tracer, imported on first use; ``None`` when ``opentelemetry-api`` is not
+    installed."""
     global _otel_tracer, _otel_checked
     if not _otel_checked:
         try:
@@ -191,7 +197,8 @@ def _otel_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
 @contextmanager
 def span(event_prefix: EventName, metadata: Mapping[str, Any] | None = None) -> Iterator[SpanContext]:
     """Emit ``prefix + ("start",)`` now and ``prefix + ("stop",)`` when the block ends, or
-    ``prefix + ("exception",)`` (metadata gains ``kind``, ``reason``, ``stacktrace``) if it raises; the exception
+    ``prefix + ("exception",)`` (metadata gains ``kind``, ``reason``, ``stacktrace``) if it raises; the
+    exception
     propagates. Measurements: ``monotonic_time`` (ns) on start, ``duration`` (ns) on stop/exception.
     """
     prefix = _check_name(event_prefix)

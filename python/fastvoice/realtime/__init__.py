@@ -1,7 +1,8 @@
 """Realtime voice agents on the OpenAI Realtime API (GA protocol).
 
 This package holds the parts that do not touch the network: agents, tools, handoffs, configuration, events,
-auth and the client-event builders (:mod:`fastvoice.realtime._protocol`). The session and runner build on them.
+auth and the client-event builders (:mod:`fastvoice.realtime._protocol`). The session and runner build on
+them.
 """
 
 from fastvoice.realtime import events

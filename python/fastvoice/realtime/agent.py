@@ -1,6 +1,7 @@
 """Realtime agents: immutable descriptions of who the model is (instructions, tools, handoffs, guardrails).
 
-An :class:`Agent` never changes after :func:`agent` builds it; :func:`add_handoff` returns a new one. That makes an
+An :class:`Agent` never changes after :func:`agent` builds it; :func:`add_handoff` returns a new one. That
+makes an
 agent safe to share between sessions and lets the session compare "the current agent" by identity.
 """
 
@@ -158,7 +159,8 @@ def agent(
 
     ``tools`` takes guide-style dicts (``name``/``description``/``parameters``), :class:`ClientTool` or
     ``@function_tool`` functions. ``handoffs`` takes agents (default ``transfer_to_<name>`` tool) or
-    :func:`~fastvoice.realtime.handoffs.handoff` objects. ``output_guardrails`` takes callables over the transcript.
+    :func:`~fastvoice.realtime.handoffs.handoff` objects. ``output_guardrails`` takes callables over the
+    transcript.
     """
     return Agent(
         name=name,

@@ -1,8 +1,11 @@
 """Session and run configuration for Realtime agents.
 
-Everything here is a frozen dataclass validated in ``__post_init__``: a typo in a voice name or an out-of-range
-speed fails when the config is built, with a message naming the field, instead of as an ``error`` event from the
-server seconds later. The GA wire shape is produced by :mod:`fastvoice.realtime._protocol`; this module only holds
+Everything here is a frozen dataclass validated in ``__post_init__``: a typo in a voice name or an
+out-of-range
+speed fails when the config is built, with a message naming the field, instead of as an ``error`` event from
+the
+server seconds later. The GA wire shape is produced by :mod:`fastvoice.realtime._protocol`; this module only
+holds
 validated values (plus the small format table the session needs to turn bytes into milliseconds).
 """
 
@@ -96,10 +99,11 @@ def _normalize_format(value: object, field_name: str) -> GAAudioFormat:
     if isinstance(value, str):
         name = value
     elif isinstance(value, Mapping):
-        name = value.get("type")
+        given = value.get("type")
         rate = value.get("rate")
-        if not isinstance(name, str):
+        if not isinstance(given, str):
             raise ValueError(f"{field_name}: a format dict needs a string 'type', got {dict(value)!r}")
+        name = given
         if _FORMAT_ALIASES.get(name) == "audio/pcm" and rate not in (None, 24000):
             raise ValueError(f"{field_name}: the Realtime API only accepts PCM at rate 24000, got {rate!r}")
         unknown = set(value) - {"type", "rate"}
@@ -145,8 +149,10 @@ class TurnDetectionConfig:
     """Voice activity detection on the server (``audio.input.turn_detection``).
 
     ``semantic_vad`` decides end-of-turn from what was said (``eagerness``); ``server_vad`` from silence
-    (``threshold``, ``prefix_padding_ms``, ``silence_duration_ms``, ``idle_timeout_ms``). Fields that do not apply
-    to the chosen type are rejected rather than silently dropped. ``None`` fields are left to the server default.
+    (``threshold``, ``prefix_padding_ms``, ``silence_duration_ms``, ``idle_timeout_ms``). Fields that do not
+    apply
+    to the chosen type are rejected rather than silently dropped. ``None`` fields are left to the server
+    default.
     """
 
     type: Literal["semantic_vad", "server_vad"] = "semantic_vad"
@@ -268,11 +274,13 @@ class SessionModelSettings:
     """Model-side settings sent in ``session.update``.
 
     Defaults match what openai-agents-python sends (voice ``ash``, audio output, PCM16 at 24 kHz both ways,
-    ``gpt-4o-mini-transcribe`` input transcription, semantic VAD with ``interrupt_response``) except the model,
+    ``gpt-4o-mini-transcribe`` input transcription, semantic VAD with ``interrupt_response``) except the
+    model,
     which is ``gpt-realtime``. ``None`` means "omit, keep the server default"; the exception is
     ``turn_detection=None``, which is sent as ``null`` and switches VAD off (push-to-talk: the app commits).
 
-    Formats accept the beta names (``"pcm16"``, ``"g711_ulaw"``, ``"g711_alaw"``), GA names (``"audio/pcm"``...)
+    Formats accept the beta names (``"pcm16"``, ``"g711_ulaw"``, ``"g711_alaw"``), GA names
+    (``"audio/pcm"``...)
     or GA dicts, and are stored as the GA type string. ``modalities`` is the beta spelling of
     ``output_modalities``; ``["text", "audio"]`` means audio plus its transcript, which is GA ``["audio"]``.
     """
@@ -355,7 +363,8 @@ class SessionModelSettings:
         return audio_format_info(self.output_audio_format)
 
     def tool_choice_wire(self) -> str | dict[str, str] | None:
-        """``tool_choice`` as sent: a mode string, or ``{"type": "function", "name": ...}`` for a tool name."""
+        """``tool_choice`` as sent: a mode string, or ``{"type": "function", "name": ...}`` for a tool
+        name."""
         if self.tool_choice is None:
             return None
         if self.tool_choice in _TOOL_CHOICE_MODES:
@@ -365,7 +374,8 @@ class SessionModelSettings:
 
 @dataclass(frozen=True, slots=True)
 class ReconnectConfig:
-    """How a session survives the WebSocket dying: attempts, exponential backoff, and the outage audio buffer."""
+    """How a session survives the WebSocket dying: attempts, exponential backoff, and the outage audio
+    buffer."""
 
     enabled: bool = True
     max_attempts: int = 3

@@ -60,7 +60,8 @@ def _parse_args(args: str) -> dict[str, Any]:
     return value
 
 
-# ---- session events ---------------------------------------------------------------------------------------------
+# ---- session events
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,8 @@ class RealtimeHandoffEvent:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolCallEvent:
-    """The model called a tool. For client (dict) tools, answer with ``session.send_tool_result(call_id, ...)``.
+    """The model called a tool. For client (dict) tools, answer with ``session.send_tool_result(call_id,
+    ...)``.
 
     ``args`` is the raw JSON text the model produced; :meth:`parsed_args` decodes it.
     """
@@ -263,7 +265,8 @@ RealtimeEvent: TypeAlias = (
 )
 
 
-# ---- history items ----------------------------------------------------------------------------------------------
+# ---- history items
+# ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,13 +321,25 @@ HistoryItem: TypeAlias = (
 )
 
 
+ItemStatus: TypeAlias = Literal["in_progress", "completed", "incomplete"]
+
+
+def _status(value: object) -> ItemStatus:
+    if value == "in_progress":
+        return "in_progress"
+    if value == "incomplete":
+        return "incomplete"
+    return "completed"
+
+
 def _join_content(content: list[dict[str, Any]], kinds: tuple[str, ...], key: str) -> str | None:
     parts = [c.get(key) for c in content if c.get("type") in kinds and isinstance(c.get(key), str)]
     return "".join(p for p in parts if p is not None) if parts else None
 
 
 def history_item_from_server(item: dict[str, Any]) -> HistoryItem | None:
-    """Convert a GA (or beta) server conversation item dict into a history item; ``None`` if not a kind we keep
+    """Convert a GA (or beta) server conversation item dict into a history item; ``None`` if not a kind we
+    keep
     (e.g. MCP items)."""
     item_id = str(item.get("id") or "")
     kind = item.get("type")
@@ -339,12 +354,11 @@ def history_item_from_server(item: dict[str, Any]) -> HistoryItem | None:
                 has_audio=any(c.get("type") in ("input_audio", "audio") for c in content),
             )
         if role == "assistant":
-            status = item.get("status") or "completed"
             return AssistantMessageItem(
                 item_id=item_id,
                 text=_join_content(content, ("output_text", "text"), "text"),
                 transcript=_join_content(content, ("output_audio", "audio"), "transcript"),
-                status=status if status in ("in_progress", "completed", "incomplete") else "completed",
+                status=_status(item.get("status")),
                 has_audio=any(c.get("type") in ("output_audio", "audio") for c in content),
             )
         if role == "system":
@@ -353,13 +367,12 @@ def history_item_from_server(item: dict[str, Any]) -> HistoryItem | None:
             )
         return None
     if kind == "function_call":
-        status = item.get("status") or "completed"
         return FunctionCallItem(
             item_id=item_id,
             call_id=str(item.get("call_id") or ""),
             name=str(item.get("name") or ""),
             arguments=str(item.get("arguments") or ""),
-            status=status if status in ("in_progress", "completed", "incomplete") else "completed",
+            status=_status(item.get("status")),
         )
     if kind == "function_call_output":
         return FunctionCallOutputItem(

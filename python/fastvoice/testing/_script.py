@@ -1,4 +1,5 @@
-"""Scripted responses for :class:`~fastvoice.testing.FakeRealtimeServer`: what the "model" says, and the GA event
+"""Scripted responses for :class:`~fastvoice.testing.FakeRealtimeServer`: what the "model" says, and the GA
+event
 sequence that says it (built as plain dicts; the server validates and paces them)."""
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ class ScriptedToolCall:
 class ScriptedResponse:
     """One model response.
 
-    ``audio``: PCM chunks, one ``response.output_audio.delta`` each. ``transcript``: the audio transcript, either one
-    string (sent as a single delta) or a list of deltas (interleaved with the audio deltas). ``text``: a text-only
-    response instead of audio. ``tool_calls``: function calls after the message. ``delta_interval_s`` pauses between
-    audio deltas; ``realtime=True`` instead paces each delta by its own duration (24 kHz PCM16), as a real server
+    ``audio``: PCM chunks, one ``response.output_audio.delta`` each. ``transcript``: the audio transcript,
+    either one
+    string (sent as a single delta) or a list of deltas (interleaved with the audio deltas). ``text``: a
+    text-only
+    response instead of audio. ``tool_calls``: function calls after the message. ``delta_interval_s`` pauses
+    between
+    audio deltas; ``realtime=True`` instead paces each delta by its own duration (24 kHz PCM16), as a real
+    server
     streaming at playback speed would.
     """
 
@@ -85,10 +90,17 @@ def response_events(
     cancellation changes it). Returns ``(response_id, steps, output_items)``."""
     rid = ids("resp")
     modality = "text" if script.text is not None else "audio"
-    created = {"type": "response.created", "response": {
-        "id": rid, "object": "realtime.response", "status": "in_progress", "output": [],
-        "output_modalities": [modality], "conversation_id": conversation_id,
-    }}  # fmt: skip
+    created = {
+        "type": "response.created",
+        "response": {
+            "id": rid,
+            "object": "realtime.response",
+            "status": "in_progress",
+            "output": [],
+            "output_modalities": [modality],
+            "conversation_id": conversation_id,
+        },
+    }
     steps = [Step(created)]
     outputs: list[dict[str, Any]] = []
     out_index = 0
@@ -96,12 +108,24 @@ def response_events(
     if script.has_message:
         iid = ids("item")
         item: dict[str, Any] = {
-            "id": iid, "object": "realtime.item", "type": "message", "role": "assistant",
-            "status": "in_progress", "content": [],
-        }  # fmt: skip
+            "id": iid,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
         base = {"response_id": rid, "item_id": iid, "output_index": out_index, "content_index": 0}
-        steps.append(Step({"type": "response.output_item.added", "response_id": rid, "output_index": out_index,
-                           "item": dict(item)}))  # fmt: skip
+        steps.append(
+            Step(
+                {
+                    "type": "response.output_item.added",
+                    "response_id": rid,
+                    "output_index": out_index,
+                    "item": dict(item),
+                }
+            )
+        )
         steps.append(Step({"type": "conversation.item.added", "previous_item_id": prev, "item": dict(item)}))
         if script.text is not None:
             steps.append(
@@ -146,8 +170,16 @@ def response_events(
             content = {"type": "output_audio", "transcript": full}
         steps.append(Step({"type": "response.content_part.done", **base, "part": part}))
         done_item = {**item, "status": "completed", "content": [content]}
-        steps.append(Step({"type": "response.output_item.done", "response_id": rid, "output_index": out_index,
-                           "item": done_item}))  # fmt: skip
+        steps.append(
+            Step(
+                {
+                    "type": "response.output_item.done",
+                    "response_id": rid,
+                    "output_index": out_index,
+                    "item": done_item,
+                }
+            )
+        )
         steps.append(Step({"type": "conversation.item.done", "item": done_item}))
         outputs.append(done_item)
         prev = iid
@@ -156,18 +188,49 @@ def response_events(
         iid = ids("item")
         call_id = call.call_id or ids("call")
         args = call.arguments_json()
-        item = {"id": iid, "object": "realtime.item", "type": "function_call", "status": "in_progress",
-                "name": call.name, "call_id": call_id, "arguments": ""}  # fmt: skip
+        item = {
+            "id": iid,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "name": call.name,
+            "call_id": call_id,
+            "arguments": "",
+        }
         common = {"response_id": rid, "item_id": iid, "output_index": out_index, "call_id": call_id}
-        steps.append(Step({"type": "response.output_item.added", "response_id": rid, "output_index": out_index,
-                           "item": dict(item)}))  # fmt: skip
+        steps.append(
+            Step(
+                {
+                    "type": "response.output_item.added",
+                    "response_id": rid,
+                    "output_index": out_index,
+                    "item": dict(item),
+                }
+            )
+        )
         steps.append(Step({"type": "conversation.item.added", "previous_item_id": prev, "item": dict(item)}))
         steps.append(Step({"type": "response.function_call_arguments.delta", **common, "delta": args}))
-        steps.append(Step({"type": "response.function_call_arguments.done", **common, "name": call.name,
-                           "arguments": args}))  # fmt: skip
+        steps.append(
+            Step(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **common,
+                    "name": call.name,
+                    "arguments": args,
+                }
+            )
+        )
         done_item = {**item, "status": "completed", "arguments": args}
-        steps.append(Step({"type": "response.output_item.done", "response_id": rid, "output_index": out_index,
-                           "item": done_item}))  # fmt: skip
+        steps.append(
+            Step(
+                {
+                    "type": "response.output_item.done",
+                    "response_id": rid,
+                    "output_index": out_index,
+                    "item": done_item,
+                }
+            )
+        )
         steps.append(Step({"type": "conversation.item.done", "item": done_item}))
         outputs.append(done_item)
         prev = iid
@@ -183,9 +246,13 @@ def response_done(
     reason: str | None = None,
 ) -> dict[str, Any]:
     response: dict[str, Any] = {
-        "id": rid, "object": "realtime.response", "status": status, "output": outputs,
-        "output_modalities": [modality], "usage": _usage(),
-    }  # fmt: skip
+        "id": rid,
+        "object": "realtime.response",
+        "status": status,
+        "output": outputs,
+        "output_modalities": [modality],
+        "usage": _usage(),
+    }
     if status != "completed":
         response["status_details"] = {"type": status, "reason": reason}
     return {"type": "response.done", "response": response}

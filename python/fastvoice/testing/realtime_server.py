@@ -1,6 +1,7 @@
 """A scripted, local stand-in for the OpenAI Realtime API (GA protocol) over a real WebSocket.
 
-``FakeRealtimeServer`` listens on 127.0.0.1 (aiohttp), answers the protocol the way the real service does in the
+``FakeRealtimeServer`` listens on 127.0.0.1 (aiohttp), answers the protocol the way the real service does in
+the
 cases clients care about, records everything it receives, and is driven by the test::
 
     async with FakeRealtimeServer() as server:
@@ -12,12 +13,16 @@ cases clients care about, records everything it receives, and is driven by the t
         await server.drop()                      # abrupt TCP close, no close frame
 
 Behaviour copied from the real service because sessions must cope with it: ``session.created`` on connect;
-``session.updated`` with the merged config; an ``error`` (not a disconnect) for malformed or unknown client events;
+``session.updated`` with the merged config; an ``error`` (not a disconnect) for malformed or unknown client
+events;
 commits under 100 ms rejected; ``response.create`` during an active response rejected
 (``conversation_already_has_active_response``); ``conversation.item.truncate`` past the audio actually sent
-rejected; cancelled responses end with ``response.done`` status ``cancelled``; changing ``model``, or ``voice``
-after audio was produced, rejected. Every event it sends is checked against ``RealtimeServerEvent`` with unknown
-fields forbidden (``strict=True``, the default), so a test cannot pass on a shape the real API would never send.
+rejected; cancelled responses end with ``response.done`` status ``cancelled``; changing ``model``, or
+``voice``
+after audio was produced, rejected. Every event it sends is checked against ``RealtimeServerEvent`` with
+unknown
+fields forbidden (``strict=True``, the default), so a test cannot pass on a shape the real API would never
+send.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import copy
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from aiohttp import WSMsgType, web
@@ -42,6 +46,15 @@ from fastvoice.testing._script import (
     response_done,
     response_events,
 )
+from fastvoice.testing._state import (
+    Active,
+    Conn,
+    ConnectionInfo,
+    ReceivedFrame,
+    bytes_per_ms,
+    default_session,
+    merge,
+)
 from fastvoice.testing.validation import EventValidationError, validate_client_event, validate_server_event
 
 __all__ = ["ConnectionInfo", "FakeRealtimeServer", "ReceivedFrame", "ResponseScript"]
@@ -53,102 +66,9 @@ ResponseScript: TypeAlias = (
 triggering client event."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedFrame:
-    """One text frame received from a client."""
-
-    connection: int
-    raw: str
-    data: dict[str, Any] | None
-    valid: bool
-    error: str | None = None
-    at: float = 0.0
-
-
-@dataclass(slots=True)
-class ConnectionInfo:
-    """What the server saw of one WebSocket connection (the Authorization header is redacted)."""
-
-    index: int
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    input_audio: bytearray = field(default_factory=bytearray)
-    closed: bool = False
-
-
-@dataclass(slots=True)
-class _Active:
-    response_id: str
-    task: asyncio.Task[None]
-    outputs: list[dict[str, Any]]
-    modality: str
-
-
-@dataclass(slots=True)
-class _Conn:
-    info: ConnectionInfo
-    ws: web.WebSocketResponse
-    request: web.Request
-    session: dict[str, Any]
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    buffer: bytearray = field(default_factory=bytearray)
-    items: dict[str, dict[str, Any]] = field(default_factory=dict)
-    audio_sent: dict[str, int] = field(default_factory=dict)
-    last_item_id: str | None = None
-    active: _Active | None = None
-    any_audio: bool = False
-
-
-def _default_session(model: str) -> dict[str, Any]:
-    pcm = {"type": "audio/pcm", "rate": 24000}
-    return {
-        "type": "realtime",
-        "model": model,
-        "output_modalities": ["audio"],
-        "instructions": "",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "audio": {
-            "input": {
-                "format": dict(pcm),
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 200,
-                    "create_response": True,
-                    "interrupt_response": True,
-                },  # fmt: skip
-            },
-            "output": {"format": dict(pcm), "voice": "alloy", "speed": 1.0},
-        },
-    }
-
-
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> None:
-    for key, value in update.items():
-        if (
-            isinstance(value, Mapping)
-            and isinstance(base.get(key), dict)
-            and key not in ("format", "turn_detection")
-        ):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-
-
-def _bytes_per_ms(session: Mapping[str, Any], direction: str) -> float:
-    fmt = (session.get("audio") or {}).get(direction, {}).get("format") or {}
-    return 8.0 if fmt.get("type") in ("audio/pcmu", "audio/pcma") else 48.0
-
-
 class FakeRealtimeServer:
-    """See the module docstring. Use as ``async with FakeRealtimeServer() as server`` (or ``start``/``stop``)."""
+    """See the module docstring. Use as ``async with FakeRealtimeServer() as server`` (or
+    ``start``/``stop``)."""
 
     def __init__(
         self,
@@ -167,7 +87,7 @@ class FakeRealtimeServer:
         self._host, self._port = host, port
         self._ids = IdGen()
         self._runner: web.AppRunner | None = None
-        self._conns: list[_Conn] = []
+        self._conns: list[Conn] = []
         self._cond = asyncio.Condition()
         self._cursors: dict[str, int] = {}
         self._commit_script: ResponseScript = None
@@ -180,7 +100,8 @@ class FakeRealtimeServer:
         self.errors: list[BaseException] = []
         """Failures inside the server's own tasks (e.g. a scripted event that fails strict validation)."""
 
-    # ---- lifecycle ----------------------------------------------------------------------------------------------
+    # ---- lifecycle
+    # ----------------------------------------------------------------------------------------------
 
     async def start(self) -> FakeRealtimeServer:
         app = web.Application()
@@ -189,9 +110,8 @@ class FakeRealtimeServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self._port = server.sockets[0].getsockname()[1]
+        # Port 0 asks the OS for a free port; read back the one it picked.
+        self._port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -220,7 +140,8 @@ class FakeRealtimeServer:
         """``ws://127.0.0.1:PORT/v1/realtime``; clients may append ``?model=...``."""
         return f"ws://{self._host}:{self._port}/v1/realtime"
 
-    # ---- inspection ---------------------------------------------------------------------------------------------
+    # ---- inspection
+    # ---------------------------------------------------------------------------------------------
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         """Valid client events received so far (all connections), optionally of one type."""
@@ -255,13 +176,14 @@ class FakeRealtimeServer:
 
         try:
             async with self._cond:
-                event = await asyncio.wait_for(self._cond.wait_for(found), timeout)
+                event: dict[str, Any] | None = await asyncio.wait_for(self._cond.wait_for(found), timeout)
         except TimeoutError:
             seen = [f.data.get("type") if f.data else "<invalid>" for f in self.received]
             raise TimeoutError(
                 f"no client event {event_type!r} (#{index + 1}) within {timeout}s; got {seen}"
             ) from None
         self._cursors[event_type] = index + 1
+        assert event is not None  # wait_for() only returns once found() is truthy
         return event
 
     async def wait_for_connection(self, count: int = 1, timeout: float = 5.0) -> ConnectionInfo:
@@ -285,10 +207,12 @@ class FakeRealtimeServer:
                 raise TimeoutError("a scripted response is still playing")
             await asyncio.sleep(0.005)
 
-    # ---- scripting ----------------------------------------------------------------------------------------------
+    # ---- scripting
+    # ----------------------------------------------------------------------------------------------
 
     def on_commit(self, response: ResponseScript = None, *, transcript: str | None = None) -> None:
-        """Answer each ``input_audio_buffer.commit`` with ``response`` (after ``committed``), and with an input
+        """Answer each ``input_audio_buffer.commit`` with ``response`` (after ``committed``), and with an
+        input
         transcription of ``transcript`` when given."""
         self._commit_script = response
         self._commit_transcript = transcript
@@ -330,16 +254,24 @@ class FakeRealtimeServer:
         """Server VAD saw the user start speaking; cancels the active response if ``interrupt_response``."""
         conn = self._latest()
         item_id = self._ids("item")
-        await self._emit(conn, {"type": "input_audio_buffer.speech_started", "audio_start_ms": audio_start_ms,
-                                "item_id": item_id})  # fmt: skip
+        await self._emit(
+            conn,
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": audio_start_ms,
+                "item_id": item_id,
+            },
+        )
         td = (conn.session.get("audio") or {}).get("input", {}).get("turn_detection")
         if td and td.get("interrupt_response", True):
             await self._cancel_active(conn, "turn_detected")
         return item_id
 
     async def speech_stopped(self, audio_end_ms: int, item_id: str) -> None:
-        await self._emit(self._latest(), {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_end_ms,
-                                          "item_id": item_id})  # fmt: skip
+        await self._emit(
+            self._latest(),
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_end_ms, "item_id": item_id},
+        )
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the latest connection with a close frame."""
@@ -355,9 +287,10 @@ class FakeRealtimeServer:
         if transport is not None:
             transport.abort()
 
-    # ---- internals ----------------------------------------------------------------------------------------------
+    # ---- internals
+    # ----------------------------------------------------------------------------------------------
 
-    def _latest(self) -> _Conn:
+    def _latest(self) -> Conn:
         for conn in reversed(self._conns):
             if not conn.info.closed:
                 return conn
@@ -367,7 +300,7 @@ class FakeRealtimeServer:
         async with self._cond:
             self._cond.notify_all()
 
-    async def _emit(self, conn: _Conn, event: dict[str, Any]) -> dict[str, Any]:
+    async def _emit(self, conn: Conn, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("event_id", self._ids("event"))
         if self.strict:
             validate_server_event(event)
@@ -376,7 +309,7 @@ class FakeRealtimeServer:
         self.sent.append(event)
         return event
 
-    async def _error(self, conn: _Conn, code: str, message: str, client_event_id: Any = None) -> None:
+    async def _error(self, conn: Conn, code: str, message: str, client_event_id: Any = None) -> None:
         error: dict[str, Any] = {"type": "invalid_request_error", "code": code, "message": message}
         if isinstance(client_event_id, str):
             error["event_id"] = client_event_id
@@ -394,7 +327,7 @@ class FakeRealtimeServer:
         info = ConnectionInfo(len(self.connections), request.path, dict(request.query), headers)
         ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024, autoping=True)
         await ws.prepare(request)
-        conn = _Conn(info, ws, request, _default_session(request.query.get("model", self._model)))
+        conn = Conn(info, ws, request, default_session(request.query.get("model", self._model)))
         self._conns.append(conn)
         self.connections.append(info)
         await self._notify()
@@ -420,7 +353,7 @@ class FakeRealtimeServer:
             await self._notify()
         return ws
 
-    async def _on_text(self, conn: _Conn, raw: str) -> None:
+    async def _on_text(self, conn: Conn, raw: str) -> None:
         idx = conn.info.index
         try:
             data = json.loads(raw)
@@ -448,7 +381,7 @@ class FakeRealtimeServer:
         if handler is not None:
             await handler(conn, data)
 
-    async def _on_session_update(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_session_update(self, conn: Conn, event: dict[str, Any]) -> None:
         update = event["session"]
         if update.get("type") != "realtime":
             await self._error(
@@ -463,10 +396,10 @@ class FakeRealtimeServer:
             msg = "Cannot update a conversation's voice if assistant audio is present."
             await self._error(conn, "cannot_update_voice", msg, event.get("event_id"))
             return
-        _merge(conn.session, update)
+        merge(conn.session, update)
         await self._emit(conn, {"type": "session.updated", "session": copy.deepcopy(conn.session)})
 
-    async def _on_input_audio_buffer_append(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_input_audio_buffer_append(self, conn: Conn, event: dict[str, Any]) -> None:
         try:
             audio = base64.b64decode(event["audio"], validate=True)
         except (binascii.Error, ValueError):
@@ -475,12 +408,12 @@ class FakeRealtimeServer:
         conn.buffer += audio
         conn.info.input_audio += audio
 
-    async def _on_input_audio_buffer_clear(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_input_audio_buffer_clear(self, conn: Conn, event: dict[str, Any]) -> None:
         conn.buffer.clear()
         await self._emit(conn, {"type": "input_audio_buffer.cleared"})
 
-    async def _on_input_audio_buffer_commit(self, conn: _Conn, event: dict[str, Any]) -> None:
-        ms = len(conn.buffer) / _bytes_per_ms(conn.session, "input")
+    async def _on_input_audio_buffer_commit(self, conn: Conn, event: dict[str, Any]) -> None:
+        ms = len(conn.buffer) / bytes_per_ms(conn.session, "input")
         if ms < self.min_commit_ms:
             msg = (
                 "Error committing input audio buffer: buffer too small. Expected at least "
@@ -490,8 +423,14 @@ class FakeRealtimeServer:
             return
         conn.buffer.clear()
         item_id = self._ids("item")
-        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
-                "content": [{"type": "input_audio", "transcript": None}]}  # fmt: skip
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
         prev = conn.last_item_id
         await self._emit(
             conn, {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev}
@@ -504,13 +443,20 @@ class FakeRealtimeServer:
             await self._emit(
                 conn, {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text}
             )
-            await self._emit(conn, {"type": "conversation.item.input_audio_transcription.completed", **base,
-                                    "transcript": text, "usage": {"type": "duration", "seconds": ms / 1000}})  # fmt: skip
+            await self._emit(
+                conn,
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    **base,
+                    "transcript": text,
+                    "usage": {"type": "duration", "seconds": ms / 1000},
+                },
+            )
         script = self._pick(self._commit_script, event)
         if script is not None:
             await self._start_response(conn, script, event)
 
-    async def _add_item(self, conn: _Conn, item: dict[str, Any], prev: str | None) -> None:
+    async def _add_item(self, conn: Conn, item: dict[str, Any], prev: str | None) -> None:
         conn.items[item["id"]] = item
         conn.last_item_id = item["id"]
         await self._emit(
@@ -520,7 +466,7 @@ class FakeRealtimeServer:
             conn, {"type": "conversation.item.done", "previous_item_id": prev, "item": copy.deepcopy(item)}
         )
 
-    async def _on_conversation_item_create(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_conversation_item_create(self, conn: Conn, event: dict[str, Any]) -> None:
         item = copy.deepcopy(event["item"])
         item.setdefault("id", self._ids("item"))
         item.setdefault("object", "realtime.item")
@@ -532,7 +478,7 @@ class FakeRealtimeServer:
             return
         await self._add_item(conn, item, event.get("previous_item_id") or conn.last_item_id)
 
-    async def _on_conversation_item_retrieve(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_conversation_item_retrieve(self, conn: Conn, event: dict[str, Any]) -> None:
         item = conn.items.get(event["item_id"])
         if item is None:
             await self._error(
@@ -541,7 +487,7 @@ class FakeRealtimeServer:
             return
         await self._emit(conn, {"type": "conversation.item.retrieved", "item": copy.deepcopy(item)})
 
-    async def _on_conversation_item_delete(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_conversation_item_delete(self, conn: Conn, event: dict[str, Any]) -> None:
         if conn.items.pop(event["item_id"], None) is None:
             await self._error(
                 conn, "item_not_found", f"Item {event['item_id']} not found", event.get("event_id")
@@ -549,13 +495,13 @@ class FakeRealtimeServer:
             return
         await self._emit(conn, {"type": "conversation.item.deleted", "item_id": event["item_id"]})
 
-    async def _on_conversation_item_truncate(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_conversation_item_truncate(self, conn: Conn, event: dict[str, Any]) -> None:
         item_id, end_ms = event["item_id"], event["audio_end_ms"]
         item = conn.items.get(item_id)
         if item is None or item.get("role") != "assistant":
             await self._error(conn, "item_not_found", f"No assistant item {item_id}", event.get("event_id"))
             return
-        sent_ms = conn.audio_sent.get(item_id, 0) / _bytes_per_ms(conn.session, "output")
+        sent_ms = conn.audio_sent.get(item_id, 0) / bytes_per_ms(conn.session, "output")
         if end_ms > sent_ms:
             msg = f"Audio content of {sent_ms:.0f}ms is already shorter than {end_ms}ms"
             await self._error(conn, "invalid_value", msg, event.get("event_id"))
@@ -564,14 +510,24 @@ class FakeRealtimeServer:
             if part.get("type") == "output_audio":
                 part["transcript"] = None
         self.truncations.append(dict(event))
-        await self._emit(conn, {"type": "conversation.item.truncated", "item_id": item_id,
-                                "content_index": event["content_index"], "audio_end_ms": end_ms})  # fmt: skip
+        await self._emit(
+            conn,
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": event["content_index"],
+                "audio_end_ms": end_ms,
+            },
+        )
 
-    async def _on_response_create(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_response_create(self, conn: Conn, event: dict[str, Any]) -> None:
+        if conn.active is not None:  # rejected before a queued script is consumed
+            await self._start_response(conn, ScriptedResponse(), event)
+            return
         script = self._pick(self._create_script, event)
         await self._start_response(conn, script or ScriptedResponse(), event)
 
-    async def _on_response_cancel(self, conn: _Conn, event: dict[str, Any]) -> None:
+    async def _on_response_cancel(self, conn: Conn, event: dict[str, Any]) -> None:
         active = conn.active
         wanted = event.get("response_id")
         if active is None or (wanted is not None and wanted != active.response_id):
@@ -596,7 +552,7 @@ class FakeRealtimeServer:
         return first
 
     async def _start_response(
-        self, conn: _Conn, script: ScriptedResponse, trigger: dict[str, Any] | None
+        self, conn: Conn, script: ScriptedResponse, trigger: dict[str, Any] | None
     ) -> str | None:
         if conn.active is not None:
             msg = f"Conversation already has an active response in progress: {conn.active.response_id}"
@@ -635,10 +591,10 @@ class FakeRealtimeServer:
                 self.errors.append(exc)
                 conn.active = None
 
-        conn.active = _Active(rid, asyncio.get_running_loop().create_task(guarded()), done, modality)
+        conn.active = Active(rid, asyncio.get_running_loop().create_task(guarded()), done, modality)
         return rid
 
-    async def _cancel_active(self, conn: _Conn, reason: str | None, *, notify: bool = True) -> None:
+    async def _cancel_active(self, conn: Conn, reason: str | None, *, notify: bool = True) -> None:
         active = conn.active
         if active is None:
             return

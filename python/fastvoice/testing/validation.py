@@ -1,8 +1,11 @@
 """Validation of Realtime GA events against the ``openai`` package's own types.
 
-``pydantic.TypeAdapter(RealtimeClientEvent)`` alone is lenient in two ways that hide real bugs: openai's models
-accept unknown fields (``extra="allow"``, so a misspelt ``"voise"`` passes), and the union is not discriminated
-for pydantic (an unknown ``type`` yields a wall of errors, one per member). Here the ``type`` field picks the one
+``pydantic.TypeAdapter(RealtimeClientEvent)`` alone is lenient in two ways that hide real bugs: openai's
+models
+accept unknown fields (``extra="allow"``, so a misspelt ``"voise"`` passes), and the union is not
+discriminated
+for pydantic (an unknown ``type`` yields a wall of errors, one per member). Here the ``type`` field picks the
+one
 model to validate against, and ``forbid_extra=True`` (the default) also rejects unknown fields at any depth.
 """
 
@@ -28,7 +31,8 @@ __all__ = [
 
 
 class EventValidationError(ValueError):
-    """An event does not match the Realtime GA protocol (``problem`` says what, ``event_type`` which event)."""
+    """An event does not match the Realtime GA protocol (``problem`` says what, ``event_type`` which
+    event)."""
 
     def __init__(self, event_type: str | None, problem: str) -> None:
         self.event_type = event_type
