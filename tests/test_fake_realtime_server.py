@@ -352,3 +352,18 @@ async def test_no_client_means_clear_error() -> None:
             await server.send({"type": "input_audio_buffer.cleared"})
         with pytest.raises(TimeoutError):
             await server.wait_for_connection(timeout=0.05)
+
+
+async def test_beta_event_names_mode() -> None:
+    async with FakeRealtimeServer(beta_event_names=True) as server, connect(server.url) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        await server.respond(ScriptedResponse(audio=[pcm(20)], transcript="hi"))
+        types = []
+        while not types or types[-1] != "response.done":
+            event = json.loads(await ws.recv())
+            types.append(event["type"])
+            # Mapped back to the GA name, the event validates.
+            SERVER_EVENT.validate_python({**event, "type": P.canonical_server_event_type(event["type"])})
+        assert "response.audio.delta" in types and "response.audio_transcript.delta" in types
+        assert "response.output_audio.delta" not in types
+        assert "conversation.item.created" in types

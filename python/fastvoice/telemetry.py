@@ -31,6 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 __all__ = [
+    "REALTIME_AUDIO_RECEIVED",
+    "REALTIME_AUDIO_SENT",
+    "REALTIME_SESSION_ERROR",
+    "REALTIME_SESSION_START",
+    "REALTIME_SESSION_STOP",
+    "REALTIME_TOOL_CALL",
+    "REALTIME_TOOL_RESULT",
     "EventName",
     "HandlerInfo",
     "SpanContext",
@@ -45,6 +52,15 @@ __all__ = [
 logger = logging.getLogger("fastvoice")
 
 EventName: TypeAlias = tuple[str, ...]
+# The realtime session's events (one place, so emitters and handlers cannot drift apart).
+REALTIME_SESSION_START: EventName = ("fastvoice", "realtime", "session", "start")
+REALTIME_SESSION_STOP: EventName = ("fastvoice", "realtime", "session", "stop")
+REALTIME_SESSION_ERROR: EventName = ("fastvoice", "realtime", "session", "error")
+REALTIME_AUDIO_SENT: EventName = ("fastvoice", "realtime", "audio", "sent")
+REALTIME_AUDIO_RECEIVED: EventName = ("fastvoice", "realtime", "audio", "received")
+REALTIME_TOOL_CALL: EventName = ("fastvoice", "realtime", "tool", "call")
+REALTIME_TOOL_RESULT: EventName = ("fastvoice", "realtime", "tool", "result")
+
 Handler: TypeAlias = Callable[[EventName, Mapping[str, Any], Mapping[str, Any], Any], object]
 
 

@@ -38,6 +38,7 @@ from typing import Any, TypeAlias
 
 from aiohttp import WSMsgType, web
 
+from fastvoice.realtime._protocol import BETA_SERVER_EVENT_ALIASES
 from fastvoice.realtime.auth import redact
 from fastvoice.testing._script import (
     IdGen,
@@ -59,6 +60,8 @@ from fastvoice.testing.validation import EventValidationError, validate_client_e
 
 __all__ = ["ConnectionInfo", "FakeRealtimeServer", "ReceivedFrame", "ResponseScript"]
 
+_GA_TO_BETA = {ga: beta for beta, ga in BETA_SERVER_EVENT_ALIASES.items()}
+
 ResponseScript: TypeAlias = (
     ScriptedResponse | Sequence[ScriptedResponse] | Callable[[dict[str, Any]], ScriptedResponse | None] | None
 )
@@ -79,8 +82,12 @@ class FakeRealtimeServer:
         min_commit_ms: float = 100.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        beta_event_names: bool = False,
     ) -> None:
         self.strict = strict
+        # Send beta names (response.audio.delta, ...) for events that have one, to test clients that must
+        # understand both; the GA form is what gets validated.
+        self.beta_event_names = beta_event_names
         self.min_commit_ms = min_commit_ms
         self._api_key = api_key
         self._model = model
@@ -304,6 +311,8 @@ class FakeRealtimeServer:
         event.setdefault("event_id", self._ids("event"))
         if self.strict:
             validate_server_event(event)
+        if self.beta_event_names:
+            event["type"] = _GA_TO_BETA.get(event["type"], event["type"])
         async with conn.lock:
             await conn.ws.send_str(json.dumps(event))
         self.sent.append(event)
