@@ -334,7 +334,8 @@ class FakeRealtimeServer:
         if "Authorization" in headers:
             headers["Authorization"] = "Bearer " + redact(headers["Authorization"].removeprefix("Bearer "))
         info = ConnectionInfo(len(self.connections), request.path, dict(request.query), headers)
-        ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024, autoping=True)
+        # A short close timeout: stop() must not hang on a client that never answers the close frame.
+        ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024, autoping=True, timeout=2.0)
         await ws.prepare(request)
         conn = Conn(info, ws, request, default_session(request.query.get("model", self._model)))
         self._conns.append(conn)
