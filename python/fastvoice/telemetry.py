@@ -10,8 +10,8 @@ Design points:
 
 * **Cheap when unused.** ``execute`` is one dict lookup when nothing is attached to the event (~100 ns), so
   library code can emit per audio chunk unconditionally. Handler tables are copy-on-write: attach/detach swap
-  in a
-  new dict under a lock, ``execute`` reads without locking, and a handler can detach itself while running.
+  in a new dict under a lock, ``execute`` reads without locking, and a handler can detach itself while
+  running.
 * **A failing handler never breaks the emitter**: it is logged on the ``fastvoice`` logger and detached (as
   ``:telemetry`` does), so a broken metrics hook cannot take a voice session down.
 * :func:`span` brackets a block with ``start`` and ``stop``/``exception`` events (``duration`` in nanoseconds)
@@ -95,8 +95,7 @@ def attach_many(handler_id: str, event_names: Sequence[EventName], fn: Handler, 
     """Attach ``fn`` to every event in ``event_names`` under ``handler_id``.
 
     Raises ``ValueError`` if ``handler_id`` is already attached (detach it first), ``TypeError`` if ``fn`` is
-    not
-    callable.
+    not callable.
     """
     global _table
     if not isinstance(handler_id, str) or not handler_id:
@@ -152,8 +151,7 @@ def execute(
     """Emit an event to the handlers attached to exactly ``event_name``.
 
     Handlers run synchronously in the caller's thread, in attach order. One that raises is logged and
-    detached;
-    the caller never sees the exception.
+    detached; the caller never sees the exception.
     """
     handlers = _table.get(event_name)
     if not handlers:
@@ -212,9 +210,8 @@ def _otel_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def span(event_prefix: EventName, metadata: Mapping[str, Any] | None = None) -> Iterator[SpanContext]:
-    """Emit ``prefix + ("start",)`` now and ``prefix + ("stop",)`` when the block ends, or
-    ``prefix + ("exception",)`` (metadata gains ``kind``, ``reason``, ``stacktrace``) if it raises; the
-    exception
+    """Emit ``prefix + ("start",)`` now and ``prefix + ("stop",)`` when the block ends, or ``prefix +
+    ("exception",)`` (metadata gains ``kind``, ``reason``, ``stacktrace``) if it raises; the exception
     propagates. Measurements: ``monotonic_time`` (ns) on start, ``duration`` (ns) on stop/exception.
     """
     prefix = _check_name(event_prefix)

@@ -1,10 +1,8 @@
 """Builders of Realtime GA client events (plain dicts, ready for ``json.dumps``).
 
 Every builder returns a dict that validates as ``openai.types.realtime.RealtimeClientEvent`` (the tests check
-each
-one). Keeping them as small pure functions lets the session, the tests and the fake server share one
-definition of
-the wire format; nothing here touches the network.
+each one). Keeping them as small pure functions lets the session, the tests and the fake server share one
+definition of the wire format; nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -124,8 +122,7 @@ def build_session_update(
     agent: Agent, config: RunConfig | None = None, event_id: str | None = None
 ) -> dict[str, Any]:
     """The first frame of a session: the full GA ``session.update`` (instructions, audio, voice, tools +
-    handoff
-    tools, tool choice, tracing)."""
+    handoff tools, tool choice, tracing)."""
     return session_update(build_session_config(agent, config), event_id)
 
 
@@ -133,10 +130,8 @@ def build_agent_update(
     agent: Agent, config: RunConfig | None = None, *, model: str | None = None, event_id: str | None = None
 ) -> dict[str, Any]:
     """The ``session.update`` sent on a handoff: the new agent's instructions and tools, with voice and
-    formats from
-    the same ``config`` (so unchanged). Tracing is left out (the server refuses to change it once set); pass
-    the
-    session's ``model`` because the model cannot change mid-session either."""
+    formats from the same ``config`` (so unchanged). Tracing is left out (the server refuses to change it once
+    set); pass the session's ``model`` because the model cannot change mid-session either."""
     return session_update(build_session_config(agent, config, include_tracing=False, model=model), event_id)
 
 
@@ -259,8 +254,8 @@ def _replay_item(item: HistoryItem) -> dict[str, Any] | None:
 
 def history_replay_events(history: Iterable[HistoryItem]) -> list[dict[str, Any]]:
     """``conversation.item.create`` events that rebuild the text of ``history`` on a fresh connection (used
-    after
-    a reconnect). Audio is not replayed: user audio becomes its transcript, items without text are skipped."""
+    after a reconnect). Audio is not replayed: user audio becomes its transcript, items without text are
+    skipped."""
     events = []
     for item in history:
         wire = _replay_item(item)

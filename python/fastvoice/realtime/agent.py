@@ -1,8 +1,7 @@
 """Realtime agents: immutable descriptions of who the model is (instructions, tools, handoffs, guardrails).
 
 An :class:`Agent` never changes after :func:`agent` builds it; :func:`add_handoff` returns a new one. That
-makes an
-agent safe to share between sessions and lets the session compare "the current agent" by identity.
+makes an agent safe to share between sessions and lets the session compare "the current agent" by identity.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Session and run configuration for Realtime agents.
 
 Everything here is a frozen dataclass validated in ``__post_init__``: a typo in a voice name or an
-out-of-range
-speed fails when the config is built, with a message naming the field, instead of as an ``error`` event from
-the
-server seconds later. The GA wire shape is produced by :mod:`fastvoice.realtime._protocol`; this module only
-holds
-validated values (plus the small format table the session needs to turn bytes into milliseconds).
+out-of-range speed fails when the config is built, with a message naming the field, instead of as an ``error``
+event from the server seconds later. The GA wire shape is produced by :mod:`fastvoice.realtime._protocol`;
+this module only holds validated values (plus the small format table the session needs to turn bytes into
+milliseconds).
 """
 
 from __future__ import annotations
@@ -150,8 +148,7 @@ class TurnDetectionConfig:
 
     ``semantic_vad`` decides end-of-turn from what was said (``eagerness``); ``server_vad`` from silence
     (``threshold``, ``prefix_padding_ms``, ``silence_duration_ms``, ``idle_timeout_ms``). Fields that do not
-    apply
-    to the chosen type are rejected rather than silently dropped. ``None`` fields are left to the server
+    apply to the chosen type are rejected rather than silently dropped. ``None`` fields are left to the server
     default.
     """
 
@@ -275,14 +272,13 @@ class SessionModelSettings:
 
     Defaults match what openai-agents-python sends (voice ``ash``, audio output, PCM16 at 24 kHz both ways,
     ``gpt-4o-mini-transcribe`` input transcription, semantic VAD with ``interrupt_response``) except the
-    model,
-    which is ``gpt-realtime``. ``None`` means "omit, keep the server default"; the exception is
+    model, which is ``gpt-realtime``. ``None`` means "omit, keep the server default"; the exception is
     ``turn_detection=None``, which is sent as ``null`` and switches VAD off (push-to-talk: the app commits).
 
     Formats accept the beta names (``"pcm16"``, ``"g711_ulaw"``, ``"g711_alaw"``), GA names
-    (``"audio/pcm"``...)
-    or GA dicts, and are stored as the GA type string. ``modalities`` is the beta spelling of
-    ``output_modalities``; ``["text", "audio"]`` means audio plus its transcript, which is GA ``["audio"]``.
+    (``"audio/pcm"``...) or GA dicts, and are stored as the GA type string. ``modalities`` is the beta
+    spelling of ``output_modalities``; ``["text", "audio"]`` means audio plus its transcript, which is GA
+    ``["audio"]``.
     """
 
     model: str | None = None

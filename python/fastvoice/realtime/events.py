@@ -133,8 +133,8 @@ class RealtimeHandoffEvent:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolCallEvent:
-    """The model called a tool. For client (dict) tools, answer with ``session.send_tool_result(call_id,
-    ...)``.
+    """The model called a tool. For client (dict) tools, answer with
+    ``session.send_tool_result(call_id, ...)``.
 
     ``args`` is the raw JSON text the model produced; :meth:`parsed_args` decodes it.
     """
@@ -339,8 +339,7 @@ def _join_content(content: list[dict[str, Any]], kinds: tuple[str, ...], key: st
 
 def history_item_from_server(item: dict[str, Any]) -> HistoryItem | None:
     """Convert a GA (or beta) server conversation item dict into a history item; ``None`` if not a kind we
-    keep
-    (e.g. MCP items)."""
+    keep (e.g. MCP items)."""
     item_id = str(item.get("id") or "")
     kind = item.get("type")
     if kind == "message":

@@ -1,6 +1,5 @@
 """Scripted responses for :class:`~fastvoice.testing.FakeRealtimeServer`: what the "model" says, and the GA
-event
-sequence that says it (built as plain dicts; the server validates and paces them)."""
+event sequence that says it (built as plain dicts; the server validates and paces them)."""
 
 from __future__ import annotations
 
@@ -42,14 +41,10 @@ class ScriptedResponse:
     """One model response.
 
     ``audio``: PCM chunks, one ``response.output_audio.delta`` each. ``transcript``: the audio transcript,
-    either one
-    string (sent as a single delta) or a list of deltas (interleaved with the audio deltas). ``text``: a
-    text-only
-    response instead of audio. ``tool_calls``: function calls after the message. ``delta_interval_s`` pauses
-    between
-    audio deltas; ``realtime=True`` instead paces each delta by its own duration (24 kHz PCM16), as a real
-    server
-    streaming at playback speed would.
+    either one string (sent as a single delta) or a list of deltas (interleaved with the audio deltas).
+    ``text``: a text-only response instead of audio. ``tool_calls``: function calls after the message.
+    ``delta_interval_s`` pauses between audio deltas; ``realtime=True`` instead paces each delta by its own
+    duration (24 kHz PCM16), as a real server streaming at playback speed would.
     """
 
     audio: Sequence[bytes] = ()

@@ -1,8 +1,7 @@
 """A scripted, local stand-in for the OpenAI Realtime API (GA protocol) over a real WebSocket.
 
 ``FakeRealtimeServer`` listens on 127.0.0.1 (aiohttp), answers the protocol the way the real service does in
-the
-cases clients care about, records everything it receives, and is driven by the test::
+the cases clients care about, records everything it receives, and is driven by the test::
 
     async with FakeRealtimeServer() as server:
         server.on_commit(ScriptedResponse(audio=[pcm_chunk] * 5, transcript="Hello!"))
@@ -14,15 +13,12 @@ cases clients care about, records everything it receives, and is driven by the t
 
 Behaviour copied from the real service because sessions must cope with it: ``session.created`` on connect;
 ``session.updated`` with the merged config; an ``error`` (not a disconnect) for malformed or unknown client
-events;
-commits under 100 ms rejected; ``response.create`` during an active response rejected
+events; commits under 100 ms rejected; ``response.create`` during an active response rejected
 (``conversation_already_has_active_response``); ``conversation.item.truncate`` past the audio actually sent
 rejected; cancelled responses end with ``response.done`` status ``cancelled``; changing ``model``, or
-``voice``
-after audio was produced, rejected. Every event it sends is checked against ``RealtimeServerEvent`` with
-unknown
-fields forbidden (``strict=True``, the default), so a test cannot pass on a shape the real API would never
-send.
+``voice`` after audio was produced, rejected. Every event it sends is checked against ``RealtimeServerEvent``
+with unknown fields forbidden (``strict=True``, the default), so a test cannot pass on a shape the real API
+would never send.
 """
 
 from __future__ import annotations
@@ -219,8 +215,7 @@ class FakeRealtimeServer:
 
     def on_commit(self, response: ResponseScript = None, *, transcript: str | None = None) -> None:
         """Answer each ``input_audio_buffer.commit`` with ``response`` (after ``committed``), and with an
-        input
-        transcription of ``transcript`` when given."""
+        input transcription of ``transcript`` when given."""
         self._commit_script = response
         self._commit_transcript = transcript
 

@@ -1,12 +1,10 @@
 """Validation of Realtime GA events against the ``openai`` package's own types.
 
 ``pydantic.TypeAdapter(RealtimeClientEvent)`` alone is lenient in two ways that hide real bugs: openai's
-models
-accept unknown fields (``extra="allow"``, so a misspelt ``"voise"`` passes), and the union is not
-discriminated
-for pydantic (an unknown ``type`` yields a wall of errors, one per member). Here the ``type`` field picks the
-one
-model to validate against, and ``forbid_extra=True`` (the default) also rejects unknown fields at any depth.
+models accept unknown fields (``extra="allow"``, so a misspelt ``"voise"`` passes), and the union is not
+discriminated for pydantic (an unknown ``type`` yields a wall of errors, one per member). Here the ``type``
+field picks the one model to validate against, and ``forbid_extra=True`` (the default) also rejects unknown
+fields at any depth.
 """
 
 from __future__ import annotations
