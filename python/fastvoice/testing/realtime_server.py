@@ -394,7 +394,9 @@ class FakeRealtimeServer:
             )
             return
         if "model" in update and update["model"] != conn.session["model"]:
-            await self._error(conn, "invalid_value", "Cannot update a session's model", event.get("event_id"))
+            current = conn.session["model"]
+            msg = f"Cannot update a session's model (it is {current}; choose it with ?model= in the URL)"
+            await self._error(conn, "invalid_value", msg, event.get("event_id"))
             return
         voice = (update.get("audio") or {}).get("output", {}).get("voice")
         if voice is not None and conn.any_audio and voice != conn.session["audio"]["output"]["voice"]:
