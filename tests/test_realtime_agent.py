@@ -6,11 +6,14 @@ import asyncio
 import dataclasses
 import json
 import pathlib
+import re
 
+import hypothesis
 import pytest
 from fastvoice import realtime as rt
 from fastvoice.realtime import events as ev
 from fastvoice.realtime.handoffs import snake_case
+from hypothesis import strategies as st
 
 CAPTURE = pathlib.Path("/work/shared/reference/realtime_wire_capture.txt")
 
@@ -213,3 +216,12 @@ def test_history_items_from_server_items() -> None:
     assert ev.history_item_from_server(call) == ev.FunctionCallItem("i5", "c1", "f", "{}", "in_progress")
     assert ev.history_item_from_server(out) == ev.FunctionCallOutputItem("i6", "c1", "42")
     assert ev.history_item_from_server({"id": "x", "type": "mcp_call"}) is None
+
+
+@hypothesis.given(st.text(max_size=40))
+def test_snake_case_properties(name: str) -> None:
+    out = snake_case(name)
+    assert re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)*|", out)
+    assert snake_case(out) == out  # idempotent
+    if name.strip() and len(out) <= 52:  # "transfer_to_" + 52 chars is the 64-char tool-name limit
+        assert rt.handoff(rt.agent(name)).tool_name == f"transfer_to_{out}"

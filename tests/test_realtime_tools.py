@@ -9,11 +9,13 @@ import threading
 from typing import Any, Literal
 
 import docstring_parser
+import hypothesis
 import pydantic
 import pytest
 from fastvoice import realtime as rt
 from fastvoice.realtime._docstrings import parse_docstring
 from fastvoice.realtime.tools import ensure_strict_json_schema, normalize_tool
+from hypothesis import strategies as st
 
 
 def test_schema_matches_openai_agents_capture() -> None:
@@ -281,3 +283,20 @@ def test_dict_tools_keep_their_schema() -> None:
     }
     wire["parameters"]["properties"].clear()  # a copy: mutating it does not change the tool
     assert tool.parameters["properties"]["location"]["type"] == "string"
+
+
+@hypothesis.given(st.text(max_size=300))
+def test_docstring_parser_never_raises(doc: str) -> None:
+    parsed = parse_docstring(doc)
+    assert parsed.description is None or isinstance(parsed.description, str)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.params.items())
+
+
+@hypothesis.settings(max_examples=50, deadline=None)
+@hypothesis.given(st.integers(-(2**40), 2**40), st.integers(-(2**40), 2**40))
+def test_invoke_round_trips_integers(a: int, b: int) -> None:
+    @rt.function_tool
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert asyncio.run(add.invoke(json.dumps({"a": a, "b": b}))) == str(a + b)

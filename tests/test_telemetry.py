@@ -221,3 +221,14 @@ def test_execute_without_handlers_is_cheap() -> None:
         best = min(best, (time.perf_counter() - t0) / n)
     # ~100 ns on a quiet machine; the bound leaves room for a loaded, shared CI box.
     assert best < 2e-6, f"execute() with no handlers took {best * 1e9:.0f} ns"
+
+
+def test_realtime_event_names_match_issue_4() -> None:
+    base = ("fastvoice", "realtime")
+    assert telemetry.REALTIME_SESSION_START == (*base, "session", "start")
+    assert telemetry.REALTIME_SESSION_STOP == (*base, "session", "stop")
+    assert telemetry.REALTIME_SESSION_ERROR == (*base, "session", "error")
+    assert telemetry.REALTIME_AUDIO_SENT == (*base, "audio", "sent")
+    assert telemetry.REALTIME_AUDIO_RECEIVED == (*base, "audio", "received")
+    assert telemetry.REALTIME_TOOL_CALL == (*base, "tool", "call")
+    assert telemetry.REALTIME_TOOL_RESULT == (*base, "tool", "result")
