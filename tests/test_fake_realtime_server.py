@@ -272,6 +272,13 @@ async def test_speech_started_interrupts_and_realtime_pacing() -> None:
         assert started["audio_start_ms"] == 1200
         assert events[-1]["response"]["status_details"]["reason"] == "turn_detected"
         await server.wait_idle()
+        server.on_response_create(ScriptedResponse(audio=[pcm(20)] * 100, delta_interval_s=0.01))
+        await send(ws, P.response_create())
+        await recv_until(ws, "response.output_audio.delta")
+        with pytest.raises(RuntimeError, match="still in progress"):
+            await server.respond(ScriptedResponse(text="overlap"))
+        await send(ws, P.response_cancel())
+        assert (await recv_until(ws, "response.done"))[-1]["response"]["status"] == "cancelled"
 
 
 async def test_voice_cannot_change_after_audio() -> None:

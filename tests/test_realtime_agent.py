@@ -112,6 +112,12 @@ def test_dynamic_instructions_and_validation() -> None:
         rt.agent("A", handoffs=["Billing"])  # type: ignore[list-item]
 
 
+def test_agent_built_directly_is_normalized_too() -> None:
+    direct = rt.Agent(name="D", tools=[{"name": "ask"}], handoffs=[rt.agent("Billing")])  # type: ignore[list-item]
+    assert isinstance(direct.tools, tuple) and isinstance(direct.tools[0], rt.ClientTool)
+    assert direct.handoffs[0].tool_name == "transfer_to_billing"
+
+
 def test_tool_partition() -> None:
     @rt.function_tool
     def ping() -> str:

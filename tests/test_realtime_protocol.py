@@ -157,10 +157,20 @@ def test_every_setting_reaches_the_wire() -> None:
     assert s["tracing"] == {"workflow_name": "wf", "group_id": "g"}
     assert_valid(rt.build_session_update(agent, config))
     # Handoff updates never carry tracing (it cannot change once set) and keep voice/formats.
-    other = rt.agent("B", "other")
+    other = rt.agent("B", "other", tools=[get_weather])
     upd = P.build_agent_update(other, config, model="gpt-realtime")["session"]
     assert "tracing" not in upd and upd["audio"] == s["audio"] and upd["instructions"] == "other"
     assert_valid(P.build_agent_update(other, config))
+
+
+def test_tool_choice_must_name_one_of_the_agents_tools() -> None:
+    config = rt.RunConfig(model_settings=rt.SessionModelSettings(tool_choice="get_weather"))
+    with pytest.raises(ValueError, match="'get_weather', which agent 'B' does not have"):
+        rt.build_session_update(rt.agent("B", "no tools"), config)
+    forced = rt.build_session_update(rt.agent("A", tools=[get_weather]), config)
+    assert forced["session"]["tool_choice"] == {"type": "function", "name": "get_weather"}
+    required = rt.RunConfig(model_settings=rt.SessionModelSettings(tool_choice="required"))
+    assert rt.build_session_update(rt.agent("B"), required)["session"]["tool_choice"] == "required"
 
 
 def test_turn_detection_none_is_sent_as_null_and_text_modality() -> None:

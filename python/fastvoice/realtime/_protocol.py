@@ -102,6 +102,8 @@ def build_session_config(
         "tools": agent.session_tools(),
     }
     choice = s.tool_choice_wire()
+    if isinstance(choice, dict) and not any(t["name"] == choice["name"] for t in session["tools"]):
+        raise ValueError(f"tool_choice names {choice['name']!r}, which agent {agent.name!r} does not have")
     if choice is not None:
         session["tool_choice"] = choice
     if s.max_output_tokens is not None:

@@ -92,6 +92,11 @@ class Agent:
             raise TypeError("instructions must be a str or a callable (agent) -> str")
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise ValueError("model must be a non-empty str or None")
+        # Normalize here too (not only in agent()) so Agent(...) built directly, or via dataclasses.replace,
+        # holds the same validated, immutable shapes.
+        object.__setattr__(self, "tools", tuple(normalize_tool(t) for t in self.tools))
+        object.__setattr__(self, "handoffs", tuple(_as_handoff(h) for h in self.handoffs))
+        object.__setattr__(self, "output_guardrails", tuple(_as_guardrail(g) for g in self.output_guardrails))
         seen: set[str] = set()
         for name in [t.name for t in self.tools] + [h.tool_name for h in self.handoffs]:
             if name in seen:

@@ -236,9 +236,10 @@ class FakeRealtimeServer:
     async def respond(self, response: ScriptedResponse) -> str:
         """Play ``response`` now on the latest connection and wait for it to finish; returns its id."""
         conn = self._latest()
+        if conn.active is not None:  # a test-side mistake: tell the test, not the client
+            raise RuntimeError(f"response {conn.active.response_id} is still in progress")
         rid = await self._start_response(conn, response, None)
-        if rid is None:
-            raise RuntimeError("a response is already in progress")
+        assert rid is not None
         active = conn.active
         if active is not None and active.response_id == rid:
             await asyncio.gather(active.task, return_exceptions=True)
