@@ -357,3 +357,22 @@ def test_beta_server_event_names_map_to_ga() -> None:
         assert ga in ga_types
         assert P.canonical_server_event_type(beta) == ga
     assert P.canonical_server_event_type("response.output_audio.delta") == "response.output_audio.delta"
+
+
+def test_every_public_builder_is_covered_here() -> None:
+    """Guards the rule that every client-event builder is validated above: a new builder must be added."""
+    import inspect
+
+    source = inspect.getsource(inspect.getmodule(test_every_public_builder_is_covered_here))  # type: ignore[arg-type]
+    not_builders = {
+        "canonical_server_event_type",
+        "resolve_model",
+        "build_session_config",
+        "BETA_SERVER_EVENT_ALIASES",
+    }
+    builders = [n for n in P.__all__ if n not in not_builders]
+    assert len(builders) == 15
+    for name in builders:
+        assert f"P.{name}(" in source or f"rt.{name}(" in source, (
+            f"builder {name} is not exercised by this module"
+        )
