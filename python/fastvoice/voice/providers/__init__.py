@@ -7,11 +7,8 @@ plug in any engine; `fastvoice.voice.providers.local` is the offline one.
 from __future__ import annotations
 
 import abc
-import json
 import logging
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastvoice.voice.config import STTSettings, TTSSettings
@@ -62,22 +59,11 @@ class VoiceModelProvider(abc.ABC):
 
 
 def find_api_key() -> str | None:
-    """The OpenAI key by fastvoice's precedence: `CODEX_API_KEY`, then `OPENAI_API_KEY` in
-    `auth.json` under `CODEX_HOME` (default `~/.codex`), then `OPENAI_API_KEY`.
+    """The OpenAI key by fastvoice's precedence (shared with realtime): `CODEX_API_KEY`, then
+    `OPENAI_API_KEY` in `auth.json` under `CODEX_HOME` (default `~/.codex`), then `OPENAI_API_KEY`."""
+    from fastvoice.realtime.auth import resolve_api_key
 
-    Local helper until the shared one (`fastvoice.realtime.auth`) is merged.
-    """
-    if key := os.environ.get("CODEX_API_KEY", "").strip():
-        return key
-    home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
-    try:
-        data = json.loads((home / "auth.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
-    stored = data.get("OPENAI_API_KEY") if isinstance(data, dict) else None
-    if isinstance(stored, str) and stored.strip():
-        return stored.strip()
-    return os.environ.get("OPENAI_API_KEY", "").strip() or None
+    return resolve_api_key()
 
 
 def _openai_provider() -> VoiceModelProvider:
