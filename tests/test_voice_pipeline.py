@@ -135,6 +135,8 @@ async def test_single_turn():
     assert spoken(events) == "You said hello world."
     assert stt.heard == [(RATE // 2, RATE)]
     assert [(t.transcript, t.reply) for t in result.turns] == [("hello world", "You said hello world.")]
+    turn = result.turns[0]
+    assert turn.stt_s is not None and turn.first_audio_s is not None and 0 < turn.first_audio_s < 1
     assert result.errors == [] and result.done
 
 
@@ -226,8 +228,10 @@ async def test_audio_stays_in_sentence_order_when_later_sentences_finish_first()
     pipeline, _, _ = make(
         SimpleWorkflow(lambda t: "Slow one. Fast two. Fast three."), tts=tts, tts_concurrency=3
     )
-    events = await events_of(await pipeline.run(AudioInput(speech(), sample_rate=RATE)))
+    result = await pipeline.run(AudioInput(speech(), sample_rate=RATE))
+    events = await events_of(result)
     assert spoken(events) == "Slow one.Fast two.Fast three."
+    assert 0.05 <= result.turns[0].first_audio_s < 1  # waited for the slow first sentence
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 5])

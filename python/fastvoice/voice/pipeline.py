@@ -137,12 +137,13 @@ class Pipeline:
             )
 
     async def _single_turn(self, audio_input: AudioInput, result: StreamedAudioResult) -> None:
+        t0 = time.perf_counter()
         try:
             transcript = await self._transcribe(audio_input)
         except Exception as exc:
             result._error(exc)
             return
-        await self._turn(result, transcript, self._reply(transcript))
+        await self._turn(result, transcript, self._reply(transcript), time.perf_counter() - t0)
 
     async def _streamed_turns(self, audio_input: StreamedAudioInput, result: StreamedAudioResult) -> None:
         detector = EnergyTurnDetector(audio_input.sample_rate, self.config.turn_detection)
@@ -164,12 +165,13 @@ class Pipeline:
         try:
             while (pcm := await turns.get()) is not None:
                 clip = AudioInput(pcm, format="pcm16", sample_rate=audio_input.sample_rate)
+                t0 = time.perf_counter()
                 try:
                     transcript = await self._transcribe(clip)
                 except Exception as exc:
                     result._error(exc)
                     continue
-                await self._turn(result, transcript, self._reply(transcript))
+                await self._turn(result, transcript, self._reply(transcript), time.perf_counter() - t0)
         finally:
             segmenter.cancel()
             await asyncio.gather(segmenter, return_exceptions=True)
@@ -205,9 +207,13 @@ class Pipeline:
             yield piece
 
     async def _turn(
-        self, result: StreamedAudioResult, transcript: str | None, pieces: AsyncIterator[str]
+        self,
+        result: StreamedAudioResult,
+        transcript: str | None,
+        pieces: AsyncIterator[str],
+        stt_s: float | None = None,
     ) -> None:
-        turn = Turn(transcript)
+        turn = Turn(transcript, stt_s=stt_s)
         result.turns.append(turn)
         result._lifecycle("turn_started")
         try:
@@ -248,6 +254,8 @@ class Pipeline:
                     cut = len(data) & ~1
                     carry = data[cut:]
                     if cut:
+                        if turn.first_audio_s is None:
+                            turn.first_audio_s = time.perf_counter() - turn.started
                         result._audio(data[:cut])
         finally:
             for task in (producer, *tasks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +23,15 @@ from fastvoice.voice.events import (
 
 @dataclass(slots=True)
 class Turn:
-    """One spoken turn: the user's transcript (None for the greeting) and the reply's sentences."""
+    """One spoken turn: the user's transcript (None for the greeting), the reply's sentences,
+    and timings: `stt_s` the transcription time, `first_audio_s` from the turn's start (the
+    transcript being ready) to its first audio event, the latency the workflow and TTS add."""
 
     transcript: str | None
     sentences: list[str] = field(default_factory=list)
+    stt_s: float | None = None
+    first_audio_s: float | None = None
+    started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
     def reply(self) -> str:
