@@ -3,8 +3,8 @@
 - `voice-turn`: one turn through fastvoice's `Pipeline` and openai-agents' `VoicePipeline`
   with the same in-process providers (no network): the timed figure is the pipeline's own
   cost per turn (providers answer at once); `extra_info` adds the time to first audio minus
-  the providers' fixed delays (STT, workflow and TTS each wait `DELAY`), the figure a user
-  hears, and CPU time per turn.
+  the providers' own delays (STT, workflow and TTS each wait `DELAY`; their actual waits are
+  measured and subtracted, so timer jitter cancels), and CPU time per turn.
 - `voice-offline-stt` / `voice-offline-tts`: the offline providers' speed as a real-time
   factor (processing time / audio duration), next to PocketSphinx called directly.
 
@@ -19,7 +19,7 @@ import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -37,18 +37,23 @@ EXPECTED_BYTES = 2 * N_CHUNKS * len(CHUNK)  # two sentences
 
 class Delays:
     value = 0.0
+    # The time each provider step really waited (a timer wakes up to ~1 ms late): the first
+    # wait of each role, on the path to the first audio.
+    spent: ClassVar[dict[str, float]] = {}
 
 
-async def _wait() -> None:
+async def _wait(role: str) -> None:
     if Delays.value:
+        t0 = time.perf_counter()
         await asyncio.sleep(Delays.value)
+        Delays.spent.setdefault(role, time.perf_counter() - t0)
 
 
 class FvSTT(STTModel):
     model_name = "bench-stt"  # type: ignore[assignment]
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
-        await _wait()
+        await _wait("stt")
         return "hello world"
 
 
@@ -56,7 +61,7 @@ class FvTTS(TTSModel):
     model_name = "bench-tts"  # type: ignore[assignment]
 
     async def run(self, text: str, settings: TTSSettings) -> AsyncIterator[bytes]:
-        await _wait()
+        await _wait("tts")
         for _ in range(N_CHUNKS):
             yield CHUNK
 
@@ -70,7 +75,7 @@ class FvProvider(VoiceModelProvider):
 
 
 async def _reply(text: str) -> AsyncIterator[str]:
-    await _wait()
+    await _wait("llm")
     for piece in REPLY:
         yield piece
 
@@ -101,7 +106,7 @@ def _agents_turn() -> Callable[[], Any]:
         model_name = "bench-stt"
 
         async def transcribe(self, input: Any, settings: Any, *args: Any) -> str:
-            await _wait()
+            await _wait("stt")
             return "hello world"
 
         async def create_session(self, *args: Any) -> Any:
@@ -111,7 +116,7 @@ def _agents_turn() -> Callable[[], Any]:
         model_name = "bench-tts"
 
         async def run(self, text: str, settings: Any) -> AsyncIterator[bytes]:
-            await _wait()
+            await _wait("tts")
             for _ in range(N_CHUNKS):
                 yield CHUNK
 
@@ -168,14 +173,16 @@ def test_turn(benchmark: Any, impl: str) -> None:
     turn = TURNS[impl]()
     loop = asyncio.new_event_loop()
     try:
-        # First audio with provider delays: the pipeline's own share is first - 3 * DELAY.
+        # First audio with provider delays: the pipeline's own share is what is left after
+        # the providers' actual waits on the way (STT, then the workflow, then the first TTS).
         Delays.value = DELAY
         runs = 3 if benchmark.disabled else 30
         overheads = []
         for _ in range(runs):
+            Delays.spent = {}
             first, n = loop.run_until_complete(turn())
-            assert n == EXPECTED_BYTES
-            overheads.append(first - 3 * DELAY)
+            assert n == EXPECTED_BYTES and set(Delays.spent) == {"stt", "llm", "tts"}
+            overheads.append(first - sum(Delays.spent.values()))
         # Pipeline cost per turn with instant providers (the timed figure), and its CPU time.
         Delays.value = 0.0
         cpu0, turns = time.process_time(), 0
