@@ -197,7 +197,11 @@ impl PyResampler {
         })
     }
 
-    fn process<'py>(&self, py: Python<'py>, chunk: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn process<'py>(
+        &self,
+        py: Python<'py>,
+        chunk: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let buf = AudioBuffer::get(chunk)?;
         let samples = buf.samples()?;
         let (input, dtype) = input_of(&samples)?;
@@ -217,13 +221,11 @@ impl PyResampler {
                 st.dtype = Some(dtype);
                 st.two_d = layout.is_some();
             }
-            Some(d) if d != dtype => {
-                return Err(audio_err(format!(
-                    "this stream carries {} samples, got {}; call reset() or flush() before switching",
-                    d.name(),
-                    dtype.name()
-                )))
-            }
+            Some(d) if d != dtype => return Err(audio_err(format!(
+                "this stream carries {} samples, got {}; call reset() or flush() before switching",
+                d.name(),
+                dtype.name()
+            ))),
             Some(_) => {}
         }
         st.out.clear();
@@ -244,7 +246,13 @@ impl PyResampler {
         let st = &mut *guard;
         st.out.clear();
         st.core.flush(&mut st.out)?;
-        let arr = to_numpy(py, &st.out, st.dtype.unwrap_or(Dtype::F32), self.channels, st.two_d)?;
+        let arr = to_numpy(
+            py,
+            &st.out,
+            st.dtype.unwrap_or(Dtype::F32),
+            self.channels,
+            st.two_d,
+        )?;
         st.dtype = None;
         st.two_d = false;
         Ok(arr)

@@ -143,7 +143,8 @@ impl StreamResampler {
         let mut pos = 0;
         while pos < frames {
             let take = (self.block_in - self.pending_frames).min(frames - pos);
-            let dst = &mut self.pending[self.pending_frames * ch..(self.pending_frames + take) * ch];
+            let dst =
+                &mut self.pending[self.pending_frames * ch..(self.pending_frames + take) * ch];
             input.copy_to(pos * ch, dst);
             self.pending_frames += take;
             pos += take;
@@ -243,8 +244,11 @@ pub fn resample_clip(
     let lead = (0..fi)
         .find(|z| (s.delay_num + z * fo).rem_euclid(fi) == 0)
         .unwrap_or(0);
-    let cut = ((s.delay_num + lead * fo) as f64 / fi as f64).round().max(0.0) as usize;
-    let mut out = Vec::with_capacity(s.max_output_frames(frames + lead as usize) * ch + s.max_out * ch);
+    let cut = ((s.delay_num + lead * fo) as f64 / fi as f64)
+        .round()
+        .max(0.0) as usize;
+    let mut out =
+        Vec::with_capacity(s.max_output_frames(frames + lead as usize) * ch + s.max_out * ch);
     if lead > 0 {
         let zeros = vec![0.0f32; lead as usize * ch];
         s.process(Input::F32(&zeros), &mut out)?;
