@@ -4,6 +4,14 @@ Everything here is implemented in the Rust core (`fastvoice._fastvoice`) and acc
 `bytes`, `bytearray`, `memoryview` or numpy arrays without copying.
 """
 
-from fastvoice._fastvoice import AudioFormatError
+from fastvoice._fastvoice import (
+    AudioFormatError,
+    Resampler,
+    resample,
+)
 
-__all__ = ["AudioFormatError"]
+__all__ = [
+    "AudioFormatError",
+    "Resampler",
+    "resample",
+]

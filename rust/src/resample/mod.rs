@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::intern;
 use pyo3::prelude::*;
 
 pub use plan::{Quality, ResampleError, MAX_CHANNELS, MAX_RATE};
@@ -65,6 +66,20 @@ fn input_of<'a>(samples: &'a Samples<'a>) -> PyResult<(Input<'a>, Dtype)> {
             "float64 audio is not accepted: pass float32 (x.astype(numpy.float32)) or int16",
         )),
     }
+}
+
+/// Strided numpy arrays (e.g. `stereo[:, 0]`) as a C-contiguous copy; everything
+/// else unchanged. numpy refuses a contiguous buffer view of them with a
+/// `ValueError`, which `AudioBuffer::get` does not retry, so we copy up front.
+fn contiguous<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(arr) = obj.cast::<PyUntypedArray>() {
+        if !arr.is_c_contiguous() {
+            let py = obj.py();
+            let np = py.import(intern!(py, "numpy"))?;
+            return np.call_method1(intern!(py, "ascontiguousarray"), (obj,));
+        }
+    }
+    Ok(obj.clone())
 }
 
 /// Channels implied by a numpy array's shape: `None` for 1-D data (interleaved),
@@ -202,6 +217,7 @@ impl PyResampler {
         py: Python<'py>,
         chunk: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let chunk = &contiguous(chunk)?;
         let buf = AudioBuffer::get(chunk)?;
         let samples = buf.samples()?;
         let (input, dtype) = input_of(&samples)?;
@@ -213,6 +229,13 @@ impl PyResampler {
                     self.channels
                 )));
             }
+        }
+        if !input.len().is_multiple_of(self.channels) {
+            return Err(audio_err(format!(
+                "chunk of {} samples is not a whole number of {}-channel frames",
+                input.len(),
+                self.channels
+            )));
         }
         let mut guard = self.lock()?;
         let st = &mut *guard;
@@ -313,6 +336,7 @@ fn resample<'py>(
     quality: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let quality = parse_quality(quality)?;
+    let x = &contiguous(x)?;
     let buf = AudioBuffer::get(x)?;
     let samples = buf.samples()?;
     let (input, dtype) = input_of(&samples)?;

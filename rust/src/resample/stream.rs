@@ -15,6 +15,10 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use super::plan::{self, err, Engine, Quality, ResampleError};
 use crate::pcm::i16_to_f32;
 
+/// Largest float sample magnitude passed to the engine (±inf and anything larger
+/// is clamped to it); far beyond any real audio level yet safe from overflow.
+pub const FLOAT_LIMIT: f32 = 65536.0;
+
 /// Interleaved input samples of one chunk.
 #[derive(Clone, Copy, Debug)]
 pub enum Input<'a> {
@@ -35,9 +39,23 @@ impl Input<'_> {
     }
 
     /// Copy `dst.len()` samples starting at `start` into `dst`, as float32.
+    ///
+    /// Float input is sanitised on the way: NaN becomes 0 (as in the PCM16 rule) and
+    /// everything else is clamped to ±[`FLOAT_LIMIT`]. A non-finite value inside
+    /// rubato's FFT would otherwise reach realfft's inverse transform, which rejects
+    /// it with an error that rubato unwraps (a panic).
     fn copy_to(&self, start: usize, dst: &mut [f32]) {
         match self {
-            Input::F32(s) => dst.copy_from_slice(&s[start..start + dst.len()]),
+            Input::F32(s) => {
+                let n = dst.len();
+                for (d, &v) in dst.iter_mut().zip(&s[start..start + n]) {
+                    *d = if v.is_nan() {
+                        0.0
+                    } else {
+                        v.clamp(-FLOAT_LIMIT, FLOAT_LIMIT)
+                    };
+                }
+            }
             Input::I16(s) => {
                 let n = dst.len();
                 for (d, &v) in dst.iter_mut().zip(&s[start..start + n]) {
