@@ -14,11 +14,10 @@ import wave
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from fastvoice import AudioFormatError
 from fastvoice.audio import Resampler, resample
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 RATES = [8000, 16000, 22050, 24000, 44100, 48000]
 PAIRS = list(itertools.permutations(RATES, 2))
@@ -130,7 +129,9 @@ def test_impulse_peaks_at_the_reported_delay(quality: str) -> None:
     cuts=st.lists(st.integers(min_value=0, max_value=1500), min_size=0, max_size=25),
     dtype=st.sampled_from(["float32", "int16"]),
 )
-def test_chunked_output_equals_one_shot(pair: tuple[int, int], quality: str, cuts: list[int], dtype: str) -> None:
+def test_chunked_output_equals_one_shot(
+    pair: tuple[int, int], quality: str, cuts: list[int], dtype: str
+) -> None:
     in_rate, out_rate = pair
     rng = np.random.default_rng(len(cuts))
     x = (rng.standard_normal(6000) * 0.2).astype(np.float32)
