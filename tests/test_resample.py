@@ -284,7 +284,7 @@ def test_long_stream_output_length_does_not_drift() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [(0, 16000), (-8000, 16000), (16000, 0), (16000, 400000), (10**9, 8000)],
+    [(0, 16000), (-8000, 16000), (16000, 0), (16000, 400000), (10**9, 8000), (1, 16000)],
 )
 def test_bad_rates_raise(args: tuple[int, int]) -> None:
     with pytest.raises(AudioFormatError, match="rate"):

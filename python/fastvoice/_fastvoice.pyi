@@ -56,7 +56,7 @@ class Resampler:
         channels: int = 1,
         quality: Literal["high", "low_latency"] = "high",
     ) -> None:
-        """Rates must be 1..384000 Hz and channels 1..64, else ``AudioFormatError``."""
+        """Rates must be 1000..384000 Hz and channels 1..64, else ``AudioFormatError``."""
     def process(self, chunk: _ResampleInput) -> _ResampleOutput:
         """Resample the next chunk; returns the output frames that are ready (maybe none).
 

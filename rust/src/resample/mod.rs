@@ -11,6 +11,8 @@
 
 mod plan;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
@@ -19,7 +21,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-pub use plan::{Quality, ResampleError, MAX_CHANNELS, MAX_RATE};
+pub use plan::{Quality, ResampleError, MAX_CHANNELS, MAX_RATE, MIN_RATE};
 pub use stream::{resample_clip, Input, StreamResampler};
 
 use crate::buffer::{AudioBuffer, Samples, DETACH_THRESHOLD_BYTES};
@@ -244,11 +246,13 @@ impl PyResampler {
                 st.dtype = Some(dtype);
                 st.two_d = layout.is_some();
             }
-            Some(d) if d != dtype => return Err(audio_err(format!(
+            Some(d) if d != dtype => {
+                return Err(audio_err(format!(
                 "this stream carries {} samples, got {}; call reset() or flush() before switching",
                 d.name(),
                 dtype.name()
-            ))),
+            )))
+            }
             Some(_) => {}
         }
         st.out.clear();

@@ -30,7 +30,9 @@ use rubato::{
     SincInterpolationType, WindowFunction,
 };
 
-/// Highest sample rate accepted; anything above is treated as a caller mistake.
+/// Sample rates outside `MIN_RATE..=MAX_RATE` are treated as caller mistakes (a rate
+/// of 1 Hz would make the FFT engine's block millions of frames long).
+pub const MIN_RATE: u32 = 1000;
 pub const MAX_RATE: u32 = 384_000;
 /// Highest channel count accepted (keeps buffer sizes sane for bad input).
 pub const MAX_CHANNELS: usize = 64;
@@ -125,9 +127,9 @@ pub(crate) fn gcd(a: u64, b: u64) -> u64 {
 
 pub(crate) fn validate(in_rate: i64, out_rate: i64, channels: i64) -> Result<(), ResampleError> {
     for (name, rate) in [("in_rate", in_rate), ("out_rate", out_rate)] {
-        if rate <= 0 || rate > MAX_RATE as i64 {
+        if rate < MIN_RATE as i64 || rate > MAX_RATE as i64 {
             return err(format!(
-                "{name} must be between 1 and {MAX_RATE} Hz, got {rate}"
+                "{name} must be between {MIN_RATE} and {MAX_RATE} Hz, got {rate}"
             ));
         }
     }
