@@ -47,8 +47,9 @@ def nearest(v: float) -> int:
 
 
 def pcm16(x: np.ndarray) -> np.ndarray:
-    """The documented float -> int16 rule, recomputed in numpy."""
-    return np.clip(np.round(x.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+    """The documented float -> int16 rule in numpy: scale 32768, round half away from zero, clip."""
+    v = x.astype(np.float64) * 32768.0
+    return np.clip(np.trunc(v + np.copysign(0.5, v)), -32768, 32767).astype(np.int16)
 
 
 # ---------------------------------------------------------------------------------------
