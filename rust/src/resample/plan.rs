@@ -91,20 +91,9 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, ResampleError> {
     Err(ResampleError(msg.into()))
 }
 
-/// The concrete rubato resampler of one stream.
-pub(crate) enum Engine {
-    Fft(Fft<f32>),
-    Sinc(Async<f32>),
-}
-
-impl Engine {
-    pub(crate) fn get(&mut self) -> &mut dyn Resampler<f32> {
-        match self {
-            Engine::Fft(r) => r,
-            Engine::Sinc(r) => r,
-        }
-    }
-}
+/// The rubato resampler of one stream (either engine, behind one trait object:
+/// it is called once per block, so dynamic dispatch costs nothing measurable).
+pub(crate) type Engine = Box<dyn Resampler<f32>>;
 
 /// Everything a stream needs that depends only on its parameters.
 pub(crate) struct Plan {
@@ -192,7 +181,7 @@ fn fft_plan(fi: usize, fo: usize, channels: usize, block: usize) -> Result<Plan,
     let block_in = fft.input_frames_next();
     let max_out = fft.output_frames_max();
     Ok(Plan {
-        engine: Engine::Fft(fft),
+        engine: Box::new(fft),
         block_in,
         max_out,
         delay_num: centre * fo as i64,
@@ -239,7 +228,7 @@ fn sinc_plan(fi: usize, fo: usize, channels: usize) -> Result<Plan, ResampleErro
     // frames, times in_rate:
     let delay_num = (taps * fo / 2) as i64 - fi as i64 - g as i64;
     Ok(Plan {
-        engine: Engine::Sinc(sinc),
+        engine: Box::new(sinc),
         block_in,
         max_out,
         delay_num,

@@ -185,7 +185,6 @@ impl StreamResampler {
             .map_err(|e| ResampleError(format!("internal output buffer: {e}")))?;
         let (_, written) = self
             .engine
-            .get()
             .process_into_buffer(&input, &mut output, None)
             .map_err(|e| ResampleError(format!("resampling failed: {e}")))?;
         out.truncate(start + written * ch);
@@ -224,7 +223,7 @@ impl StreamResampler {
 
     /// Forget all state: the next sample starts a new stream.
     pub fn reset(&mut self) {
-        self.engine.get().reset();
+        self.engine.reset();
         self.pending_frames = 0;
         self.frames_in = 0;
         self.frames_out = 0;
