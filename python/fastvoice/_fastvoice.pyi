@@ -40,8 +40,9 @@ class Resampler:
     0.45 of the lower Nyquist frequency (about 120 dB measured) and more than 100 dB
     rejection of tones above the output Nyquist frequency; delay 1.3-5 ms for common
     pairs of 8/16/22.05/24/44.1/48 kHz, 10 ms for 22.05 kHz <-> 8/16 kHz.
-    ``"low_latency"``: delay at most 3 ms (0.67-2.05 ms for those rates) with more than
-    100 dB SNR on the same test and more than 100 dB rejection.
+    ``"low_latency"``: delay at most 3 ms whenever the lower rate is 5.4 kHz or more
+    (0.67-2.05 ms for those rates; its filter spans 32 samples of the lower rate) with
+    more than 100 dB SNR on the same test and more than 100 dB rejection.
 
     Odd float32 values never raise or poison the stream: NaN counts as 0 (silence, as in
     the PCM16 rule) and every sample is clamped to +-65536 (so +-inf becomes +-65536).

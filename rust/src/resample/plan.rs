@@ -10,8 +10,9 @@
 //!   Its block is a multiple of the smallest block the rate pair allows
 //!   (`rate / gcd(in, out)` frames per side), so the delay is larger for awkward pairs
 //!   such as 22.05 kHz <-> 8 kHz.
-//! * `LowLatency` keeps the algorithmic delay at or below 3 ms (about 2 ms at most in
-//!   practice). It uses the same FFT engine with a 32-frame block on the lower-rate
+//! * `LowLatency` keeps the algorithmic delay at or below 3 ms (about 2 ms at most for
+//!   8 kHz and up; the filter spans 32 samples of the lower rate, so below ~5.4 kHz
+//!   the delay grows past 3 ms). It uses the same FFT engine with a 32-frame block on the lower-rate
 //!   side whenever half a block fits in 3 ms (most pairs: 0.3-1.7 ms), because that
 //!   engine is the faster one. For pairs whose smallest FFT block is too long
 //!   (22.05/44.1 kHz <-> 8/16 kHz, 22.05 kHz <-> 24/48 kHz) it uses [`rubato::Async`]

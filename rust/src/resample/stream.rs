@@ -215,8 +215,8 @@ impl StreamResampler {
             self.pending_frames = self.block_in;
             self.run_block(out)?;
         }
-        let excess = (self.frames_out - target) as usize;
-        out.truncate(out.len() - excess * ch);
+        let excess = (self.frames_out.saturating_sub(target) as usize).saturating_mul(ch);
+        out.truncate(out.len().saturating_sub(excess));
         self.reset();
         Ok(())
     }
