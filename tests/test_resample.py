@@ -456,3 +456,11 @@ def test_large_chunks_from_threads_match_serial_results() -> None:
         assert np.array_equal(got, serial)
         cut = round(r.delay_ms * 16)
         assert np.array_equal(got[cut : cut + len(expected[i]) - 100], expected[i][: len(expected[i]) - 100])
+
+
+@pytest.mark.parametrize("quality", QUALITIES)
+def test_same_rate_passes_the_band_through(quality: str) -> None:
+    x = tones(16000, np.array([300.0, 2100.0, 3500.0]), 8000).astype(np.float32)
+    y = resample(x, 16000, 16000, quality)
+    assert len(y) == len(x)
+    assert snr_db(y[200:-200], x[200:-200].astype(np.float64)) >= 100
