@@ -197,11 +197,17 @@ pub fn alaw_decode_into(src: &[u8], out: &mut [u8]) {
 /// Shared wrapper for both encoders. PCM16 (bytes or int16) is encoded as is;
 /// float arrays go through the float -> PCM16 rule first, sample by sample,
 /// without an intermediate buffer.
-fn encode_py<'py>(
+///
+/// Generic over the encoder (not a `fn` pointer) so the per-sample table
+/// lookup is inlined into the loop.
+fn encode_py<'py, E>(
     py: Python<'py>,
     samples: &Bound<'py, PyAny>,
-    one: fn(i16) -> u8,
-) -> PyResult<Bound<'py, PyBytes>> {
+    one: E,
+) -> PyResult<Bound<'py, PyBytes>>
+where
+    E: Fn(i16) -> u8 + Send + Sync + Copy,
+{
     let buf = AudioBuffer::get(samples)?;
     match buf.samples()? {
         Samples::I16(s) => new_bytes_with(py, s.len(), |o| {

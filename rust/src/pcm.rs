@@ -36,38 +36,83 @@ pub fn i16_to_f32(x: i16) -> f32 {
 }
 
 /// Same result as [`f32_to_i16`] for every `f32`, but without a libm `round`
-/// call, so that loops over it vectorise.
+/// call or a saturating cast, so that loops over it vectorise.
 ///
-/// Why it is exact: widening to f64 and scaling by 2^15 are exact, and for any
-/// |v| < 2^15 a 24-bit mantissa plus 0.5 fits the 53-bit f64 mantissa, so
-/// `trunc(v ± 0.5)` is round-half-away-from-zero with no double rounding (the
-/// trap of doing this in f32, where 0.49999997 + 0.5 rounds up to 1.0). Larger
-/// magnitudes saturate either way; NaN stays NaN and `as` maps it to 0.
+/// Why it is exact: scaling by 2^15 is exact, and adding the largest float
+/// below one half (not 0.5 itself: 0.49999997 + 0.5 would round up to 1.0)
+/// then truncating rounds half away from zero for every |v| < 2^15; the unit
+/// tests check this around every rounding boundary. Larger magnitudes are
+/// clamped, and NaN is mapped to 0 before the conversion.
 #[inline(always)]
 pub fn f32_to_i16_fast(x: f32) -> i16 {
-    let v = x as f64 * 32768.0;
-    (v + 0.5f64.copysign(v)) as i16
+    const BELOW_HALF: f32 = 0.5 - f32::EPSILON / 4.0; // 0.5 - 2^-25
+    let v = x * 32768.0;
+    let y = (v + BELOW_HALF.copysign(v)).clamp(-32768.0, 32767.0);
+    let y = if y.is_nan() { 0.0 } else { y };
+    // SAFETY: `y` is finite and within i32 range after the clamp and NaN check.
+    unsafe { y.to_int_unchecked::<i32>() as i16 }
+}
+
+/// Apply `f` to every sample and store the results as little-endian PCM16.
+/// Python `bytes` buffers are 8-byte aligned, so on little-endian hosts the
+/// results are stored as `i16` directly (which lets the loop vectorise); an
+/// unaligned `out` falls back to byte-wise stores.
+#[inline(always)]
+pub fn map_to_pcm16_bytes<T: Copy>(src: &[T], out: &mut [u8], f: impl Fn(T) -> i16) {
+    if cfg!(target_endian = "little") {
+        // SAFETY: every bit pattern is a valid i16; `align_to_mut` only hands
+        // out the correctly aligned middle of `out`.
+        let (head, body, _) = unsafe { out.align_to_mut::<i16>() };
+        if head.is_empty() {
+            for (o, &x) in body.iter_mut().zip(src) {
+                *o = f(x);
+            }
+            return;
+        }
+    }
+    for (o, &x) in out.chunks_exact_mut(2).zip(src) {
+        o.copy_from_slice(&f(x).to_le_bytes());
+    }
+}
+
+/// Like [`map_to_pcm16_bytes`] for samples stored as little-endian bytes
+/// (e.g. a WAV data chunk): viewed in place when aligned, which is the usual
+/// case, and decoded sample by sample otherwise (never copied).
+#[inline(always)]
+pub fn map_le_to_pcm16_bytes<T: Copy, const N: usize>(
+    data: &[u8],
+    out: &mut [u8],
+    from_le: fn([u8; N]) -> T,
+    f: impl Fn(T) -> i16,
+) {
+    if cfg!(target_endian = "little") {
+        // SAFETY: T is a plain number (i32/f32/f64) valid for every bit pattern.
+        let (head, body, tail) = unsafe { data.align_to::<T>() };
+        if head.is_empty() && tail.is_empty() {
+            map_to_pcm16_bytes(body, out, f);
+            return;
+        }
+    }
+    for (o, s) in out.chunks_exact_mut(2).zip(data.chunks_exact(N)) {
+        if let Ok(b) = s.try_into() {
+            o.copy_from_slice(&f(from_le(b)).to_le_bytes());
+        }
+    }
 }
 
 /// float32 samples -> little-endian PCM16 bytes. `out` holds `2 * src.len()` bytes.
 pub fn f32_to_pcm16_bytes(src: &[f32], out: &mut [u8]) {
-    for (o, &x) in out.chunks_exact_mut(2).zip(src) {
-        o.copy_from_slice(&f32_to_i16_fast(x).to_le_bytes());
-    }
+    map_to_pcm16_bytes(src, out, f32_to_i16_fast);
 }
 
 /// float64 samples -> little-endian PCM16 bytes. `out` holds `2 * src.len()` bytes.
 pub fn f64_to_pcm16_bytes(src: &[f64], out: &mut [u8]) {
-    for (o, &x) in out.chunks_exact_mut(2).zip(src) {
-        o.copy_from_slice(&f64_to_i16(x).to_le_bytes());
-    }
+    map_to_pcm16_bytes(src, out, f64_to_i16);
 }
 
 /// int16 samples -> little-endian PCM16 bytes (a copy on little-endian hosts).
 pub fn i16_to_pcm16_bytes(src: &[i16], out: &mut [u8]) {
-    for (o, &x) in out.chunks_exact_mut(2).zip(src) {
-        o.copy_from_slice(&x.to_le_bytes());
-    }
+    map_to_pcm16_bytes(src, out, |x| x);
 }
 
 /// PCM16 samples -> float32 in [-1, 1).
@@ -313,6 +358,17 @@ mod tests {
         assert_eq!(f32_to_i16_fast(-0.5 / 32768.0), -1);
         assert_eq!(f32_to_i16_fast(f32::NAN), 0);
         assert_eq!(f32_to_i16_fast(-0.0), 0);
+    }
+
+    /// All 2^32 bit patterns: about 10 s in release, so run on demand with
+    /// `cargo test --release -- --ignored` after touching the conversion.
+    #[test]
+    #[ignore = "exhaustive over every f32; run with --ignored"]
+    fn fast_conversion_matches_the_rule_for_every_f32() {
+        for bits in 0..=u32::MAX {
+            let x = f32::from_bits(bits);
+            assert_eq!(f32_to_i16_fast(x), f32_to_i16(x), "{x:e} ({bits:#x})");
+        }
     }
 
     #[test]

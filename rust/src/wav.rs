@@ -32,6 +32,7 @@ use crate::errors::audio_err;
 use crate::g711::{ALAW_DECODE, ULAW_DECODE};
 use crate::pcm::{
     f32_to_i16_fast, f32_to_pcm16_bytes, f64_to_i16, f64_to_pcm16_bytes, i16_to_pcm16_bytes,
+    map_le_to_pcm16_bytes,
 };
 
 /// Size of the canonical header written by [`header`].
@@ -337,8 +338,9 @@ pub fn decode_into(info: &WavInfo<'_>, out: &mut [u8]) {
     let frames = out.chunks_exact_mut(2);
     match (info.encoding, info.bits_per_sample) {
         (Encoding::Pcm, 16) => {
-            for (o, s) in frames.zip(data.chunks_exact(2)) {
-                o.copy_from_slice(s);
+            let n = out.len().min(data.len());
+            if let (Some(o), Some(d)) = (out.get_mut(..n), data.get(..n)) {
+                o.copy_from_slice(d);
             }
         }
         (Encoding::Pcm, 8) => {
@@ -357,26 +359,12 @@ pub fn decode_into(info: &WavInfo<'_>, out: &mut [u8]) {
             }
         }
         (Encoding::Pcm, _) => {
-            for (o, s) in frames.zip(data.chunks_exact(4)) {
-                if let Ok(b) = s.try_into() {
-                    o.copy_from_slice(&narrow(i32::from_le_bytes(b).into(), 16).to_le_bytes());
-                }
-            }
+            map_le_to_pcm16_bytes(data, out, i32::from_le_bytes, |v| narrow(v.into(), 16))
         }
         (Encoding::Float, 32) => {
-            for (o, s) in frames.zip(data.chunks_exact(4)) {
-                if let Ok(b) = s.try_into() {
-                    o.copy_from_slice(&f32_to_i16_fast(f32::from_le_bytes(b)).to_le_bytes());
-                }
-            }
+            map_le_to_pcm16_bytes(data, out, f32::from_le_bytes, f32_to_i16_fast)
         }
-        (Encoding::Float, _) => {
-            for (o, s) in frames.zip(data.chunks_exact(8)) {
-                if let Ok(b) = s.try_into() {
-                    o.copy_from_slice(&f64_to_i16(f64::from_le_bytes(b)).to_le_bytes());
-                }
-            }
-        }
+        (Encoding::Float, _) => map_le_to_pcm16_bytes(data, out, f64::from_le_bytes, f64_to_i16),
         (Encoding::ALaw, _) => crate::g711::decode_into(&ALAW_DECODE, data, out),
         (Encoding::MuLaw, _) => crate::g711::decode_into(&ULAW_DECODE, data, out),
     }
