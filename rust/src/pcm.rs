@@ -13,7 +13,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
-use crate::buffer::{new_bytes_with, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES};
+use crate::buffer::{
+    new_bytes_with, pcm16_from_bytes, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES,
+};
 use crate::errors::audio_err;
 
 /// Convert one float sample to PCM16 (clip outside [-1, 1), NaN -> 0).
@@ -244,8 +246,16 @@ fn from_pcm16<'py>(
         None => "int16".to_owned(),
         Some(d) => dtype_name(py, d)?,
     };
-    let buf = AudioBuffer::get(data)?;
-    let pcm = buf.pcm16()?;
+    // `bytes` (the usual 20 ms chunk) is read directly, skipping the buffer
+    // protocol round trip that costs as much as converting a small chunk.
+    let buf;
+    let pcm = match data.cast_exact::<PyBytes>() {
+        Ok(b) => pcm16_from_bytes(b.as_bytes())?,
+        Err(_) => {
+            buf = AudioBuffer::get(data)?;
+            buf.pcm16()?
+        }
+    };
     match name.as_str() {
         "int16" => {
             Ok(new_array_with(py, pcm.len(), |o: &mut [i16]| o.copy_from_slice(&pcm))?.into_any())
