@@ -246,6 +246,16 @@ def test_data_overrunning_the_buffer_is_clamped_to_whole_frames() -> None:
     np.testing.assert_array_equal(pcm(out), samples[: 98 * 2])
 
 
+def test_many_tiny_chunks_are_walked() -> None:
+    # 500k empty chunks before fmt: linear walk, no recursion, the audio is still found.
+    samples = RNG.integers(-32768, 32768, 64).astype("<i2")
+    junk = chunk(b"junk", b"") * 500_000
+    out = wav_decode(riff(junk, chunk(b"fmt ", fmt_chunk(1, 1, 8000, 16)), chunk(b"data", samples.tobytes())))
+    np.testing.assert_array_equal(pcm(out), samples)
+    with pytest.raises(AudioFormatError, match="missing fmt"):
+        wav_decode(riff(junk))
+
+
 def test_input_kinds() -> None:
     data = wav_encode(RNG.integers(-100, 100, 64).astype(np.int16))
     want = wav_decode(data).pcm16

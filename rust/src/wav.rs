@@ -27,7 +27,7 @@ use std::fmt;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::{new_bytes_with, AudioBuffer, Samples};
+use crate::buffer::{new_bytes_with, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES};
 use crate::errors::audio_err;
 use crate::g711::{ALAW_DECODE, ULAW_DECODE};
 use crate::pcm::{
@@ -450,7 +450,15 @@ impl WavAudio {
 #[pyfunction]
 fn wav_decode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<WavAudio> {
     let buf = AudioBuffer::get(data)?;
-    let info = parse(buf.bytes()).map_err(|e| audio_err(e.0))?;
+    let bytes = buf.bytes();
+    // Parsing is a few lookups for real files, but a crafted file can hold
+    // millions of tiny chunks: walk large buffers without the GIL.
+    let parsed = if bytes.len() >= DETACH_THRESHOLD_BYTES {
+        py.detach(|| parse(bytes))
+    } else {
+        parse(bytes)
+    };
+    let info = parsed.map_err(|e| audio_err(e.0))?;
     let pcm16 = new_bytes_with(py, info.pcm16_len(), |o| decode_into(&info, o))?;
     Ok(WavAudio {
         pcm16: pcm16.unbind(),
