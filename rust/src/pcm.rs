@@ -9,9 +9,9 @@
 //! directly.
 
 use numpy::{Element, PyArray1, PyArrayMethods};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use pyo3::{ffi, intern};
 
 use crate::buffer::{
     new_bytes_with, pcm16_from_bytes, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES,
@@ -43,7 +43,8 @@ pub fn i16_to_f32(x: i16) -> f32 {
 /// Why it is exact: scaling by 2^15 is exact, and adding the largest float
 /// below one half (not 0.5 itself: 0.49999997 + 0.5 would round up to 1.0)
 /// then truncating rounds half away from zero for every |v| < 2^15; the unit
-/// tests check this around every rounding boundary. Larger magnitudes are
+/// tests check this around every rounding boundary, and an on-demand test
+/// over all 2^32 bit patterns. Larger magnitudes are
 /// clamped, and NaN is mapped to 0 before the conversion.
 #[inline(always)]
 pub fn f32_to_i16_fast(x: f32) -> i16 {
@@ -125,8 +126,8 @@ pub fn pcm16_to_f32(src: &[i16], out: &mut [f32]) {
 }
 
 /// Average `channels` interleaved int16 channels into one, rounding the mean
-/// half away from zero (the same tie rule as the float conversion). The sum
-/// is taken in i32, so no intermediate can overflow for up to 65536 channels.
+/// half away from zero (the same tie rule as the float conversion). Sums are
+/// taken in a wider integer, so no intermediate can overflow.
 /// `src.len()` must be a multiple of `channels`; `out` holds one sample per frame.
 pub fn downmix_i16(src: &[i16], channels: usize, out: &mut [i16]) {
     if channels == 0 {
@@ -135,9 +136,11 @@ pub fn downmix_i16(src: &[i16], channels: usize, out: &mut [i16]) {
     if channels == 2 {
         // The common case gets its own loop so the compiler can vectorise it.
         for (o, f) in out.iter_mut().zip(src.chunks_exact(2)) {
-            let s = f[0] as i32 + f[1] as i32;
-            // s / 2 with ties away from zero: (s + sign(s)) / 2, truncating.
-            *o = ((s + s.signum()) / 2) as i16;
+            if let &[a, b] = f {
+                let s = a as i32 + b as i32;
+                // s / 2 with ties away from zero: (s + sign(s)) / 2, truncating.
+                *o = ((s + s.signum()) / 2) as i16;
+            }
         }
         return;
     }
@@ -170,6 +173,34 @@ where
     for (o, f) in out.iter_mut().zip(src.chunks_exact(channels)) {
         *o = f.iter().fold(T::default(), |a, &b| a + b) / n;
     }
+}
+
+/// A `bytes` copy of `src` made with one allocation and one `memcpy`:
+/// `new_bytes_with` zero-fills first, which costs as much again on large
+/// buffers (PCM16 WAV decoding and int16 -> bytes are pure copies). Large
+/// copies run with the GIL released.
+pub(crate) fn bytes_copy<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    if src.len() < DETACH_THRESHOLD_BYTES {
+        return Ok(PyBytes::new(py, src));
+    }
+    let len = ffi::Py_ssize_t::try_from(src.len()).map_err(|_| audio_err("buffer too large"))?;
+    // SAFETY: with a NULL source, PyBytes_FromStringAndSize returns a new,
+    // unshared bytes object with `len` writable (uninitialised) bytes, or NULL
+    // with an exception set, which `from_owned_ptr_or_err` turns into Err.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+            .cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: `obj` is a bytes object, so this is its data pointer.
+    let dst = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
+    // The pointer crosses into the GIL-free closure as an address: nothing else
+    // can see `obj` until we return it, and `src` is pinned by its buffer view.
+    py.detach(|| {
+        // SAFETY: `dst` points to `src.len()` bytes owned by `obj`, which
+        // outlives the closure, and cannot overlap the caller's `src`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) }
+    });
+    Ok(obj)
 }
 
 /// A fresh 1-D numpy array of `len` elements filled by `fill`, with the GIL
@@ -211,6 +242,8 @@ fn to_pcm16<'py>(py: Python<'py>, samples: &Bound<'py, PyAny>) -> PyResult<Bound
     }
     let buf = AudioBuffer::get(samples)?;
     let out = match buf.samples()? {
+        // PCM16 in is a plain copy of the buffer on little-endian hosts.
+        Samples::I16(_) if cfg!(target_endian = "little") => bytes_copy(py, buf.bytes())?,
         Samples::I16(s) => new_bytes_with(py, s.len() * 2, |o| i16_to_pcm16_bytes(&s, o))?,
         Samples::F32(s) => new_bytes_with(py, s.len() * 2, |o| f32_to_pcm16_bytes(&s, o))?,
         Samples::F64(s) => new_bytes_with(py, s.len() * 2, |o| f64_to_pcm16_bytes(&s, o))?,

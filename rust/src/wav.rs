@@ -31,8 +31,8 @@ use crate::buffer::{new_bytes_with, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES
 use crate::errors::audio_err;
 use crate::g711::{ALAW_DECODE, ULAW_DECODE};
 use crate::pcm::{
-    f32_to_i16_fast, f32_to_pcm16_bytes, f64_to_i16, f64_to_pcm16_bytes, i16_to_pcm16_bytes,
-    map_le_to_pcm16_bytes,
+    bytes_copy, f32_to_i16_fast, f32_to_pcm16_bytes, f64_to_i16, f64_to_pcm16_bytes,
+    i16_to_pcm16_bytes, map_le_to_pcm16_bytes,
 };
 
 /// Size of the canonical header written by [`header`].
@@ -459,7 +459,11 @@ fn wav_decode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<WavAudio> {
         parse(bytes)
     };
     let info = parsed.map_err(|e| audio_err(e.0))?;
-    let pcm16 = new_bytes_with(py, info.pcm16_len(), |o| decode_into(&info, o))?;
+    let pcm16 = if info.encoding == Encoding::Pcm && info.bits_per_sample == 16 {
+        bytes_copy(py, info.data)?
+    } else {
+        new_bytes_with(py, info.pcm16_len(), |o| decode_into(&info, o))?
+    };
     Ok(WavAudio {
         pcm16: pcm16.unbind(),
         sample_rate: info.sample_rate,
