@@ -67,6 +67,9 @@ def test_to_pcm16_pcm_passes_through() -> None:
     assert to_pcm16(big) == big.tobytes()
     assert to_pcm16(bytearray(big.tobytes())) == big.tobytes()
     assert to_pcm16(memoryview(big.tobytes())[2:]) == big.tobytes()[2:]
+    unaligned = memoryview(b"\x00" + big.tobytes())[1:]
+    assert to_pcm16(unaligned) == big.tobytes()
+    np.testing.assert_array_equal(from_pcm16(unaligned), big)
 
 
 @pytest.mark.xfail(

@@ -157,14 +157,17 @@ def test_float32_and_float64_are_converted_with_the_rule() -> None:
     x = np.concatenate([RNG.uniform(-1.3, 1.3, 2000), [1.0, -1.0, np.nan, np.inf, -np.inf, 0.5 / 32768]])
     for dtype, bits in ((np.float32, 32), (np.float64, 64)):
         xs = x.astype(dtype)
-        data = riff(
-            chunk(b"fmt ", fmt_chunk(3, 2, 48000, bits)),
-            chunk(b"data", xs.astype(f"<f{bits // 8}").tobytes()),
-        )
+        raw = xs.astype(f"<f{bits // 8}").tobytes()
+        data = riff(chunk(b"fmt ", fmt_chunk(3, 2, 48000, bits)), chunk(b"data", raw))
         out = wav_decode(data)
         assert (out.format, out.bits_per_sample, out.channels) == ("float", bits, 2)
         np.testing.assert_array_equal(pcm(out), ref_pcm16_from_float(xs))
         assert out.pcm16 == to_pcm16(xs)
+        # A 2-byte chunk before fmt leaves the samples unaligned in memory: same result.
+        shifted = riff(
+            chunk(b"JUNK", b"ab"), chunk(b"fmt ", fmt_chunk(3, 2, 48000, bits)), chunk(b"data", raw)
+        )
+        assert wav_decode(shifted).pcm16 == out.pcm16
 
 
 @pytest.mark.parametrize(
