@@ -278,7 +278,7 @@ REJECTED = [
     (b"RIFF\x04\x00\x00\x00AVI ", "not WAVE"),
     (riff(DATA), "missing fmt"),
     (riff(FMT16), "missing data"),
-    (riff(FMT16, chunk(b"LIST", b"abc", size=1 << 30)), "missing data"),
+    (riff(FMT16, chunk(b"LIST", b"abc", size=1 << 30)), "missing data chunk \\(chunk 'LIST' overruns"),
     (riff(chunk(b"fmt ", fmt_chunk(1, 1, 8000, 16)[:12]), DATA), "too short"),
     (riff(b"fmt " + struct.pack("<I", 100) + fmt_chunk(1, 1, 8000, 16)), "overruns"),
     (riff(chunk(b"fmt ", fmt_chunk(2, 1, 8000, 4, block_align=256)), DATA), "ADPCM"),

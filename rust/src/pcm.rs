@@ -269,7 +269,7 @@ fn dtype_name(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<String> {
 
 /// `from_pcm16(data, dtype="int16") -> numpy.ndarray` (a new, writable array).
 #[pyfunction]
-#[pyo3(signature = (data, dtype = None))]
+#[pyo3(signature = (data, dtype = None), text_signature = "(data, dtype='int16')")]
 fn from_pcm16<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,

@@ -257,6 +257,8 @@ pub fn parse(buf: &[u8]) -> Result<WavInfo<'_>, WavError> {
     let mut fmt: Option<Format> = None;
     let mut data: Option<&[u8]> = None;
     let mut pos = 12usize;
+    // The id of a chunk whose size runs past the buffer, for error messages.
+    let mut cut_short: Option<String> = None;
     // Each step consumes at least 8 bytes, so this ends within len / 8 steps.
     while fmt.is_none() || data.is_none() {
         let (Some(id), Some(size)) = (
@@ -297,15 +299,28 @@ pub fn parse(buf: &[u8]) -> Result<WavInfo<'_>, WavError> {
             .and_then(|e| e.checked_add(size & 1))
         {
             Some(next) if next <= buf.len() => pos = next,
-            _ => break,
+            _ => {
+                if body_start.saturating_add(size) > buf.len() {
+                    cut_short = Some(show_id(id));
+                }
+                break;
+            }
         }
     }
 
+    let missing = |what: &str| -> Result<WavInfo<'_>, WavError> {
+        match &cut_short {
+            Some(id) => err(format!(
+                "missing {what} chunk (chunk '{id}' overruns the buffer)"
+            )),
+            None => err(format!("missing {what} chunk")),
+        }
+    };
     let Some(format) = fmt else {
-        return err("missing fmt chunk");
+        return missing("fmt");
     };
     let Some(data) = data else {
-        return err("missing data chunk");
+        return missing("data");
     };
     let frame = usize::from(format.channels) * usize::from(format.bits_per_sample / 8);
     let whole = data.len() - data.len() % frame.max(1);
