@@ -138,8 +138,9 @@ pub fn downmix_i16(src: &[i16], channels: usize, out: &mut [i16]) {
         for (o, f) in out.iter_mut().zip(src.chunks_exact(2)) {
             if let &[a, b] = f {
                 let s = a as i32 + b as i32;
-                // s / 2 with ties away from zero: (s + sign(s)) / 2, truncating.
-                *o = ((s + s.signum()) / 2) as i16;
+                // s / 2 with ties away from zero, branch-free so it vectorises:
+                // floor((s + 1) / 2) for s >= 0 and floor(s / 2) for s < 0.
+                *o = ((s + 1 + (s >> 31)) >> 1) as i16;
             }
         }
         return;
