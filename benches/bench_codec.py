@@ -233,7 +233,7 @@ G_MONO = "to_mono 1 s 48 kHz stereo int16"
 
 def numpy_mono(x: np.ndarray) -> np.ndarray:
     """The same rule in numpy: the mean of each frame, rounded half away from zero."""
-    s = x.reshape(-1, 2).astype(np.int32).sum(axis=1)
+    s = x[0::2].astype(np.int32) + x[1::2]  # faster than reshape(-1, 2).sum(axis=1)
     return ((s + 1 + (s >> 31)) >> 1).astype(np.int16)
 
 
