@@ -252,20 +252,42 @@ fn to_pcm16<'py>(py: Python<'py>, samples: &Bound<'py, PyAny>) -> PyResult<Bound
     Ok(out.into_any())
 }
 
-/// The name of a requested dtype: a string, or anything `numpy.dtype` accepts.
-fn dtype_name(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(s) = dtype.cast::<PyString>() {
-        return Ok(s.to_str()?.to_owned());
+/// The array types `from_pcm16` can produce.
+#[derive(Clone, Copy)]
+enum OutType {
+    I16,
+    F32,
+}
+
+impl OutType {
+    fn from_name(name: &str) -> PyResult<Self> {
+        match name {
+            "int16" => Ok(OutType::I16),
+            "float32" => Ok(OutType::F32),
+            other => Err(audio_err(format!(
+                "unsupported dtype {other:?}: expected \"int16\" or \"float32\""
+            ))),
+        }
     }
-    let np = py.import(intern!(py, "numpy"))?;
-    np.call_method1(intern!(py, "dtype"), (dtype,))
-        .and_then(|d| d.getattr(intern!(py, "name")))
-        .and_then(|n| n.extract::<String>())
-        .map_err(|_| {
-            audio_err(format!(
-                "unsupported dtype {dtype}: expected \"int16\" or \"float32\""
-            ))
-        })
+
+    /// From a string (compared in place, no allocation on the per-chunk path)
+    /// or anything `numpy.dtype` accepts, such as `np.float32`.
+    fn parse(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(s) = dtype.cast::<PyString>() {
+            return Self::from_name(&s.to_cow()?);
+        }
+        let np = py.import(intern!(py, "numpy"))?;
+        let name = np
+            .call_method1(intern!(py, "dtype"), (dtype,))
+            .and_then(|d| d.getattr(intern!(py, "name")))
+            .and_then(|n| n.extract::<String>())
+            .map_err(|_| {
+                audio_err(format!(
+                    "unsupported dtype {dtype}: expected \"int16\" or \"float32\""
+                ))
+            })?;
+        Self::from_name(&name)
+    }
 }
 
 /// `from_pcm16(data, dtype="int16") -> numpy.ndarray` (a new, writable array).
@@ -276,9 +298,9 @@ fn from_pcm16<'py>(
     data: &Bound<'py, PyAny>,
     dtype: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let name = match dtype {
-        None => "int16".to_owned(),
-        Some(d) => dtype_name(py, d)?,
+    let out = match dtype {
+        None => OutType::I16,
+        Some(d) => OutType::parse(py, d)?,
     };
     // `bytes` (the usual 20 ms chunk) is read directly, skipping the buffer
     // protocol round trip that costs as much as converting a small chunk.
@@ -290,14 +312,11 @@ fn from_pcm16<'py>(
             buf.pcm16()?
         }
     };
-    match name.as_str() {
-        "int16" => {
+    match out {
+        OutType::I16 => {
             Ok(new_array_with(py, pcm.len(), |o: &mut [i16]| o.copy_from_slice(&pcm))?.into_any())
         }
-        "float32" => Ok(new_array_with(py, pcm.len(), |o| pcm16_to_f32(&pcm, o))?.into_any()),
-        other => Err(audio_err(format!(
-            "unsupported dtype {other:?}: expected \"int16\" or \"float32\""
-        ))),
+        OutType::F32 => Ok(new_array_with(py, pcm.len(), |o| pcm16_to_f32(&pcm, o))?.into_any()),
     }
 }
 
