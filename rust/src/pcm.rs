@@ -9,12 +9,12 @@
 //! directly.
 
 use numpy::{Element, PyArray1, PyArrayMethods};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use pyo3::{ffi, intern};
 
 use crate::buffer::{
-    new_bytes_with, pcm16_from_bytes, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES,
+    bytes_copy, new_bytes_with, pcm16_from_bytes, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES,
 };
 use crate::errors::audio_err;
 
@@ -174,34 +174,6 @@ where
     for (o, f) in out.iter_mut().zip(src.chunks_exact(channels)) {
         *o = f.iter().fold(T::default(), |a, &b| a + b) / n;
     }
-}
-
-/// A `bytes` copy of `src` made with one allocation and one `memcpy`:
-/// `new_bytes_with` zero-fills first, which costs as much again on large
-/// buffers (PCM16 WAV decoding and int16 -> bytes are pure copies). Large
-/// copies run with the GIL released.
-pub(crate) fn bytes_copy<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    if src.len() < DETACH_THRESHOLD_BYTES {
-        return Ok(PyBytes::new(py, src));
-    }
-    let len = ffi::Py_ssize_t::try_from(src.len()).map_err(|_| audio_err("buffer too large"))?;
-    // SAFETY: with a NULL source, PyBytes_FromStringAndSize returns a new,
-    // unshared bytes object with `len` writable (uninitialised) bytes, or NULL
-    // with an exception set, which `from_owned_ptr_or_err` turns into Err.
-    let obj = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
-            .cast_into_unchecked::<PyBytes>()
-    };
-    // SAFETY: `obj` is a bytes object, so this is its data pointer.
-    let dst = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
-    // The pointer crosses into the GIL-free closure as an address: nothing else
-    // can see `obj` until we return it, and `src` is pinned by its buffer view.
-    py.detach(|| {
-        // SAFETY: `dst` points to `src.len()` bytes owned by `obj`, which
-        // outlives the closure, and cannot overlap the caller's `src`.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) }
-    });
-    Ok(obj)
 }
 
 /// A fresh 1-D numpy array of `len` elements filled by `fill`, with the GIL

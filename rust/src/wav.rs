@@ -27,12 +27,12 @@ use std::fmt;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::{new_bytes_with, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES};
+use crate::buffer::{bytes_copy, new_bytes_with, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES};
 use crate::errors::audio_err;
 use crate::g711::{ALAW_DECODE, ULAW_DECODE};
 use crate::pcm::{
-    bytes_copy, f32_to_i16_fast, f32_to_pcm16_bytes, f64_to_i16, f64_to_pcm16_bytes,
-    i16_to_pcm16_bytes, map_le_to_pcm16_bytes,
+    f32_to_i16_fast, f32_to_pcm16_bytes, f64_to_i16, f64_to_pcm16_bytes, i16_to_pcm16_bytes,
+    map_le_to_pcm16_bytes,
 };
 
 /// Size of the canonical header written by [`header`].
