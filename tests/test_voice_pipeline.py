@@ -413,6 +413,16 @@ async def test_streamed_input_greeting_and_no_speech():
     assert spoken(events) == "Welcome." and stt.heard == []
 
 
+async def test_streamed_input_feeds_one_run_only():
+    pipeline, _, _ = make(echo, transcripts=[])
+    inp = StreamedAudioInput(sample_rate=RATE)
+    result = await pipeline.run_streamed(inp)
+    with pytest.raises(RuntimeError, match="already used"):
+        await pipeline.run_streamed(inp)
+    await inp.close()
+    assert kinds(await events_of(result)) == ["session_ended"]
+
+
 async def test_streamed_input_checks_chunks():
     inp = StreamedAudioInput(sample_rate=RATE, channels=2)
     with pytest.raises(AudioFormatError):

@@ -150,6 +150,7 @@ class StreamedAudioInput:
         self.channels = _check_channels(channels)
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._closed = False
+        self._claimed = False
 
     @property
     def closed(self) -> bool:
@@ -168,6 +169,12 @@ class StreamedAudioInput:
         if not self._closed:
             self._closed = True
             self._queue.put_nowait(None)
+
+    def _claim(self) -> None:
+        """Reserve the stream for one pipeline run: two readers would each get half the audio."""
+        if self._claimed:
+            raise RuntimeError("this StreamedAudioInput is already used by a pipeline run")
+        self._claimed = True
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The pushed PCM16 mono chunks until `close()` (for one consumer: the pipeline)."""

@@ -98,6 +98,7 @@ class Pipeline:
         """
         if not isinstance(audio_input, StreamedAudioInput):
             raise TypeError(f"run_streamed() takes a StreamedAudioInput, got {type(audio_input).__name__}")
+        audio_input._claim()
         return self._start(lambda result: self._streamed_turns(audio_input, result))
 
     def _start(self, body: Callable[[StreamedAudioResult], Awaitable[None]]) -> StreamedAudioResult:
