@@ -187,9 +187,9 @@ class Pipeline:
         _emit(("fastvoice", "voice", "stt", "start"), {"system_time": time.time()}, meta)
         try:
             text = await stt.transcribe(audio_input, self.config.stt_settings)
-        except (VoiceError, AudioFormatError) as exc:
+        except (VoiceError, AudioFormatError):
             _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
-            raise exc
+            raise
         except Exception as exc:
             _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
             raise STTError(f"speech to text failed: {exc}") from exc
