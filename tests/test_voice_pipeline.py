@@ -140,6 +140,14 @@ async def test_single_turn():
     assert result.errors == [] and result.done
 
 
+async def test_openai_agents_style_consumer():
+    pipeline, _, _ = make(echo)
+    result = await pipeline.run(AudioInput(speech(), sample_rate=RATE))
+    types = [event.type async for event in result.stream()]
+    assert types[0] == "voice_stream_event_lifecycle" and "voice_stream_event_audio" in types
+    assert [e async for e in result] == []  # one consumer: the session already ended
+
+
 async def test_greeting_turn_comes_first():
     wf = SimpleWorkflow(lambda text: text.upper() + ".", greeting="Hi! I'm listening.")
     pipeline, _, tts = make(wf)

@@ -1,9 +1,13 @@
-"""Events a `StreamedAudioResult` yields, and the errors the pipeline reports through them."""
+"""Events a `StreamedAudioResult` yields, and the errors the pipeline reports through them.
+
+Each event also has openai-agents' `type` string, so consumers written for its `VoicePipeline`
+(`event.type == "voice_stream_event_audio"`) work unchanged.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 LifecycleEvent = Literal["turn_started", "turn_ended", "session_ended"]
 
@@ -14,6 +18,7 @@ class VoiceStreamEventAudio:
     `TTSSettings.dtype` asks for one. Emitted as soon as the TTS model produced it."""
 
     data: Any
+    type: ClassVar[str] = "voice_stream_event_audio"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,7 @@ class VoiceStreamEventLifecycle:
     paired); `session_ended` comes exactly once, last, also after an error."""
 
     event: LifecycleEvent
+    type: ClassVar[str] = "voice_stream_event_lifecycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,7 @@ class VoiceStreamEventError:
     """A turn failed; the session goes on (streamed input) or ends (single turn)."""
 
     error: BaseException
+    type: ClassVar[str] = "voice_stream_event_error"
 
 
 VoiceStreamEvent = VoiceStreamEventAudio | VoiceStreamEventLifecycle | VoiceStreamEventError

@@ -76,6 +76,10 @@ class StreamedAudioResult:
     def __aiter__(self) -> AsyncIterator[VoiceStreamEvent]:
         return self._events()
 
+    def stream(self) -> AsyncIterator[VoiceStreamEvent]:
+        """The same events as `async for event in result` (openai-agents' spelling)."""
+        return self._events()
+
     async def _events(self) -> AsyncIterator[VoiceStreamEvent]:
         while not self._ended:
             event = await self._queue.get()
