@@ -1,7 +1,6 @@
 """Type stubs for the native core (`rust/`). Kept by hand: update with every Rust API change."""
 
-# Imports used by the wire section below.
-from typing import Literal, final
+from typing import Any, Literal, TypeAlias, TypeVar, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -10,6 +9,209 @@ __version__: str
 
 class AudioFormatError(ValueError):
     """Audio data or parameters that fastvoice cannot interpret."""
+
+# ---------------------------------------------------------------------------
+# codec: PCM16 <-> float, downmix, WAV, G.711  (rust/src/pcm.rs, wav.rs, g711.rs)
+# ---------------------------------------------------------------------------
+# Audio arguments accept bytes, bytearray, memoryview or numpy arrays without
+# copying. Raw byte buffers are PCM16 little-endian. Float samples map to PCM16
+# as int16 = clip(round_half_away_from_zero(x * 32768)), NaN -> 0.
+
+_ScalarT = TypeVar("_ScalarT", bound=np.generic)
+_Buffer: TypeAlias = bytes | bytearray | memoryview | npt.NDArray[Any]
+
+def to_pcm16(samples: _Buffer) -> bytes:
+    """Convert float32/float64 samples in [-1, 1] to PCM16 bytes (clip outside, NaN -> 0).
+
+    PCM16 input (bytes, bytearray, memoryview, int16 array) passes through as bytes; a
+    `bytes` object is returned unchanged without a copy. Raises AudioFormatError for an odd
+    number of bytes or an unsupported dtype.
+    """
+
+@overload
+def from_pcm16(data: _Buffer, dtype: Literal["int16"] = "int16") -> npt.NDArray[np.int16]:
+    """PCM16 (bytes or int16 array) to a new, writable 1-D array of `dtype`.
+
+    "int16" keeps the values; "float32" gives x / 32768 in [-1, 1). `dtype` may also be
+    anything numpy.dtype() accepts naming one of those two. An odd byte count, float
+    input or any other dtype raises AudioFormatError.
+    """
+
+@overload
+def from_pcm16(data: _Buffer, dtype: Literal["float32"]) -> npt.NDArray[np.float32]: ...
+@overload
+def from_pcm16(data: _Buffer, dtype: str | type | np.dtype[Any]) -> npt.NDArray[Any]: ...
+@overload
+def to_mono(samples: bytes | bytearray | memoryview, channels: int) -> bytes:
+    """Downmix interleaved frames of `channels` samples to one channel by averaging.
+
+    Byte buffers (PCM16) give bytes; numpy arrays give a 1-D array of the same dtype
+    (int16, float32 or float64; a 2-D (frames, channels) C-order array also works).
+    Integer means are rounded half away from zero; float means are sum / channels.
+    `channels == 1` returns `samples` itself after validation. Raises AudioFormatError
+    if `channels` is not in 1..65535 or the sample count is not a multiple of it.
+    """
+
+@overload
+def to_mono(samples: npt.NDArray[_ScalarT], channels: int) -> npt.NDArray[_ScalarT]: ...
+
+@final
+class WavAudio:
+    """Result of wav_decode(): PCM16 audio and the format of the source file. Immutable."""
+
+    @property
+    def pcm16(self) -> bytes:
+        """Interleaved little-endian PCM16 samples."""
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def num_frames(self) -> int:
+        """Samples per channel."""
+    @property
+    def duration_s(self) -> float:
+        """num_frames / sample_rate."""
+    @property
+    def bits_per_sample(self) -> int:
+        """Bits per sample of the source file (8, 16, 24, 32 or 64)."""
+    @property
+    def format(self) -> Literal["pcm", "float", "alaw", "ulaw"]:
+        """Sample encoding of the source file."""
+
+def wav_encode(pcm16: _Buffer, sample_rate: int = 24000, channels: int = 1) -> bytes:
+    """A canonical 16-bit PCM WAV file (44-byte header + data).
+
+    Accepts PCM16 bytes or an int16 array of interleaved frames; float32/float64 arrays
+    are converted with the to_pcm16() rule. Raises AudioFormatError if the sample count is
+    not a multiple of `channels`, `channels` is not in 1..65535, `sample_rate` is not in
+    1..2**32-1, or the data exceeds the 4 GiB WAV limit.
+    """
+
+def wav_decode(data: _Buffer) -> WavAudio:
+    """Decode a WAV file held in memory to PCM16.
+
+    Reads PCM 8 (unsigned)/16/24/32-bit, IEEE float 32/64, G.711 A-law/μ-law and
+    WAVE_FORMAT_EXTENSIBLE of these; skips unknown chunks (also before fmt, with odd-size
+    padding). Wider formats map to PCM16 as if normalised to [-1, 1) and converted with
+    the to_pcm16() rule (rounded, not truncated). The RIFF size is ignored; a data size of
+    0 or 0xFFFFFFFF (streaming) or one larger than the buffer means "to the end of the
+    buffer"; a trailing partial frame is dropped. Raises AudioFormatError naming the
+    problem for anything else (not RIFF/WAVE, truncated header, missing fmt/data chunk,
+    fmt overrunning the buffer, unsupported codec or bit depth, zero channels or rate,
+    block-align mismatch).
+    """
+
+def ulaw_encode(pcm16: _Buffer) -> bytes:
+    """PCM16 (or float, via the to_pcm16() rule) to G.711 μ-law, one byte per sample.
+
+    Byte-identical to the removed audioop.lin2ulaw(data, 2).
+    """
+
+def ulaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
+    """G.711 μ-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""
+
+def alaw_encode(pcm16: _Buffer) -> bytes:
+    """PCM16 (or float, via the to_pcm16() rule) to G.711 A-law, one byte per sample.
+
+    Byte-identical to the removed audioop.lin2alaw(data, 2).
+    """
+
+def alaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
+    """G.711 A-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""
+
+# ---------------------------------------------------------------------------
+# resample area: streaming sample-rate conversion (rust/src/resample/)
+# ---------------------------------------------------------------------------
+
+_ResampleInput: TypeAlias = bytes | bytearray | memoryview | npt.NDArray[np.float32] | npt.NDArray[np.int16]
+_ResampleOutput: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.int16]
+
+class Resampler:
+    """Streaming, stateful sample-rate converter for one audio stream (rubato inside).
+
+    Feed chunks of any length (0, 1, odd, 10 or 20 ms...) to :meth:`process`; the output
+    is bit-identical whatever the chunking, because input is staged into fixed engine
+    blocks. Frames that do not yet fill a block wait for the next call or :meth:`flush`.
+
+    Samples: float32 or int16 (``bytes``/``bytearray`` are PCM16 and count as int16); the
+    output has the input's dtype (int16 output uses the float -> PCM16 rule: scale 32768,
+    round, clip). float64 is rejected with ``AudioFormatError`` (convert with
+    ``x.astype(numpy.float32)``): a stream never silently changes precision. One stream
+    carries one dtype; switching dtype needs :meth:`reset` or :meth:`flush` first.
+
+    Channels: multi-channel input is interleaved (1-D) or a ``(frames, channels)`` array;
+    the output uses the same layout.
+
+    Timing: output frame ``k`` shows the input at time ``k / out_rate - delay_ms / 1000``
+    (the algorithmic delay; use it to align, or use :func:`resample` for whole clips).
+
+    Quality: ``"high"`` (FFT engine): a passband flat to better than 80 dB SNR up to
+    0.45 of the lower Nyquist frequency (about 120 dB measured) and more than 100 dB
+    rejection of tones above the output Nyquist frequency; delay 1.3-5 ms for common
+    pairs of 8/16/22.05/24/44.1/48 kHz, 10 ms for 22.05 kHz <-> 8/16 kHz.
+    ``"low_latency"``: delay at most 3 ms whenever the lower rate is 5.4 kHz or more
+    (0.67-2.05 ms for those rates; its filter spans 32 samples of the lower rate) with
+    more than 100 dB SNR on the same test and more than 100 dB rejection.
+
+    Odd float32 values never raise or poison the stream: NaN counts as 0 (silence, as in
+    the PCM16 rule) and every sample is clamped to +-65536 (so +-inf becomes +-65536).
+
+    Thread safety: use one Resampler per stream; calling it from two threads at once
+    raises ``RuntimeError``. Large chunks are resampled without holding the GIL.
+    """
+
+    def __init__(
+        self,
+        in_rate: int,
+        out_rate: int,
+        channels: int = 1,
+        quality: Literal["high", "low_latency"] = "high",
+    ) -> None:
+        """Rates must be 1000..384000 Hz and channels 1..64, else ``AudioFormatError``."""
+    def process(self, chunk: _ResampleInput) -> _ResampleOutput:
+        """Resample the next chunk; returns the output frames that are ready (maybe none).
+
+        Raises ``AudioFormatError`` if the length is not a whole number of frames, the
+        dtype is float64 or differs from earlier chunks, or a 2-D chunk has the wrong
+        number of columns.
+        """
+    def flush(self) -> _ResampleOutput:
+        """End the stream: return the remaining output, including the delayed tail.
+
+        After ``flush`` the stream has produced ``round((n_in / in_rate + delay_ms / 1000)
+        * out_rate)`` frames in total for ``n_in`` input frames (0 if nothing was fed),
+        that is ``n_in * out_rate / in_rate`` frames plus the delay, rounded to the nearest
+        frame (halves up). The Resampler is then reset and ready for a new stream.
+        """
+    def reset(self) -> None:
+        """Drop all buffered input and filter state without output; unlock the dtype."""
+    @property
+    def in_rate(self) -> int: ...
+    @property
+    def out_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def quality(self) -> str:
+        """``"high"`` or ``"low_latency"``."""
+    @property
+    def delay_ms(self) -> float:
+        """Algorithmic delay of the output in milliseconds (exact, may be fractional)."""
+
+def resample(
+    x: _ResampleInput,
+    in_rate: int,
+    out_rate: int,
+    quality: Literal["high", "low_latency"] = "high",
+) -> _ResampleOutput:
+    """Resample a whole clip with the same machinery as :class:`Resampler`.
+
+    The delay is removed, so the output is time-aligned with the input: output frame ``k``
+    shows the input at time ``k / out_rate``. The output has ``len * out_rate / in_rate``
+    frames rounded to the nearest (halves up), the input's dtype (float32 or int16; float64 is rejected) and
+    layout: 1-D input is mono, a ``(frames, channels)`` array is multi-channel.
+    """
 
 # ---------------------------------------------------------------------------
 # wire: Realtime wire fast paths and the SPSC ring buffer (rust/src/wire.rs, rust/src/ring.rs)

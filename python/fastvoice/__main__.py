@@ -1,0 +1,5 @@
+import sys
+
+from fastvoice.cli import main
+
+sys.exit(main())
