@@ -1,0 +1,85 @@
+"""One wake-up channel per asyncio loop, shared by all connections on that loop.
+
+The Rust side writes one byte to a socketpair when any armed connection of this loop has news; the
+loop's selector sees the fd readable and calls `_on_wake`, which asks Rust for the ids with news and
+resolves their futures. So the tokio thread never needs the GIL, and a burst of messages on many
+connections costs one loop wake-up. Setting `FASTVOICE_TRANSPORT_WAKE=call_soon` switches to
+`loop.call_soon_threadsafe` from the tokio thread (taking the GIL), kept for benchmarking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import os
+import weakref
+
+from fastvoice import _fastvoice
+
+__all__ = ["LoopWaker", "loop_waker"]
+
+
+class LoopWaker:
+    __slots__ = ("__weakref__", "_loop", "_native", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        if os.environ.get("FASTVOICE_TRANSPORT_WAKE") == "call_soon":
+            cb = functools.partial(loop.call_soon_threadsafe, self._on_wake)
+            self._native = _fastvoice.TransportLoopWaker(cb)
+        else:
+            self._native = _fastvoice.TransportLoopWaker()
+            fd = self._native.fileno()
+            assert fd is not None
+            loop.add_reader(fd, self._on_wake)
+
+    @property
+    def native(self) -> _fastvoice.TransportLoopWaker:
+        return self._native
+
+    def _on_wake(self) -> None:
+        waiters = self._waiters
+        for ident in self._native.drain():
+            futs = waiters.pop(ident, None)
+            if futs is not None:
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def wait(self, ident: int) -> None:
+        """Wait until connection `ident` is signalled (the caller armed it just before)."""
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("a fastvoice transport object was used from a different event loop")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.setdefault(ident, []).append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done() or fut.cancelled():
+                futs = self._waiters.get(ident)
+                if futs is not None and fut in futs:
+                    futs.remove(fut)
+                    if not futs:
+                        del self._waiters[ident]
+
+
+_WAKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = weakref.WeakKeyDictionary()
+
+
+def loop_waker() -> LoopWaker:
+    """The waker of the running loop, created on first use."""
+    loop = asyncio.get_running_loop()
+    waker = _WAKERS.get(loop)
+    if waker is None:
+        waker = LoopWaker(loop)
+        _WAKERS[loop] = waker
+    return waker
+
+
+def _shutdown() -> None:
+    _fastvoice.transport_shutdown(1.0)
+
+
+atexit.register(_shutdown)
