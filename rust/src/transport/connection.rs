@@ -376,6 +376,13 @@ impl NativeConnection {
         self.shared.end_or_arm().map(|e| (e.code, e.reason))
     }
 
+    /// `(inbox messages, inbox bytes, reader paused, outbox messages, armed bits)`
+    /// for tests and debugging.
+    fn queue_state(&self) -> (usize, usize, bool, usize, u8) {
+        let st = self.shared.lock();
+        (st.inbox.len(), st.inbox_bytes, st.read_paused, st.outbox.len(), st.want)
+    }
+
     #[getter]
     fn closed(&self) -> bool {
         self.shared.end().is_some()

@@ -253,12 +253,14 @@ impl Driver {
             return Ok(());
         }
         let mut result = Ok(());
+        let mut out_of_room = false;
         for n in 0.. {
             if n == READ_BUDGET {
                 cx.waker().wake_by_ref();
                 break;
             }
             if (room_msgs == 0 || room_bytes == 0) && !closing {
+                out_of_room = true;
                 break;
             }
             match self.ws().poll_next(cx) {
@@ -286,8 +288,15 @@ impl Driver {
                 }
             }
         }
-        if !self.batch.is_empty() {
-            self.shared.deliver(&mut self.batch);
+        if !self.batch.is_empty() || out_of_room {
+            // Our room estimate is a snapshot: Python may have drained the
+            // inbox meanwhile. `deliver` re-checks under the lock and only
+            // pauses (to be resumed by Python) if it is really full;
+            // otherwise keep reading on the next poll.
+            let room = self.shared.deliver(&mut self.batch);
+            if out_of_room && room {
+                cx.waker().wake_by_ref();
+            }
         }
         if self.close_rcvd.is_some() && !self.close_marked {
             // The closing handshake is complete once the peer's frame arrives
