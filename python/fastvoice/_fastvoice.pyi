@@ -1,6 +1,226 @@
 """Type stubs for the native core (`rust/`). Kept by hand: update with every Rust API change."""
 
+from typing import Any, Literal, TypeAlias, TypeVar, final, overload
+
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 class AudioFormatError(ValueError):
     """Audio data or parameters that fastvoice cannot interpret."""
+
+# ---------------------------------------------------------------------------
+# wire: Realtime wire fast paths and the SPSC ring buffer (rust/src/wire.rs, rust/src/ring.rs)
+# ---------------------------------------------------------------------------
+
+def append_frame(pcm16: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> bytes:
+    """Build the `input_audio_buffer.append` Realtime event for `pcm16`, as JSON text bytes.
+
+    The result is byte-identical to
+    `json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()},
+    separators=(",", ":")).encode()`. Accepts PCM16 bytes or int16 arrays as they are, and
+    float32/float64 arrays converted to PCM16 in the same pass (scale 32768, round, clip, NaN -> 0).
+    Raises `AudioFormatError` for an odd number of PCM16 bytes or a non-audio dtype.
+    """
+
+def parse_audio_delta(frame: str | bytes) -> AudioDelta | None:
+    """Decode a `response.output_audio.delta` (or beta `response.audio.delta`) text frame.
+
+    Returns None for every other frame, including text that is not JSON. Raises
+    `AudioFormatError` if the frame is an audio delta but malformed (broken JSON, missing or
+    mistyped members, invalid base64, odd decoded length). No Python dict is built.
+    """
+
+@final
+class AudioDelta:
+    """One decoded audio delta event (immutable)."""
+
+    @property
+    def type(self) -> Literal["response.output_audio.delta", "response.audio.delta"]: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def response_id(self) -> str: ...
+    @property
+    def output_index(self) -> int: ...
+    @property
+    def content_index(self) -> int: ...
+    @property
+    def pcm(self) -> bytes:
+        """The decoded PCM16 little-endian audio."""
+    def samples(self, dtype: Literal["int16", "float32"] = "int16") -> npt.NDArray[np.int16 | np.float32]:
+        """The audio as a new numpy array: int16, or float32 scaled by 1/32768."""
+    def __len__(self) -> int:
+        """Number of samples."""
+    def duration_ms(self, sample_rate: int = 24000) -> float:
+        """Playing time in milliseconds at `sample_rate` Hz."""
+
+@final
+class RingBuffer:
+    """Thread-safe single-producer/single-consumer ring buffer of audio samples.
+
+    Meant for handing audio between a real-time thread (e.g. a sounddevice callback) and an
+    asyncio loop: each side takes only its own uncontended lock, big copies release the GIL.
+    `overflow` decides what `write` does when samples do not fit: "drop_oldest" (default)
+    evicts unread samples, "drop_newest" stores what fits, "error" raises OverflowError and
+    stores nothing. Lost samples are counted in `overflows`.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        dtype: Literal["int16", "float32"] = "int16",
+        overflow: Literal["drop_oldest", "drop_newest", "error"] = "drop_oldest",
+    ) -> None: ...
+    def write(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> int:
+        """Append PCM16 bytes or an int16/float32/float64 array (converted to `dtype`).
+
+        Returns the number of samples stored. Raises OverflowError under overflow="error".
+        """
+    def read(self, n: int | None = None) -> npt.NDArray[np.int16 | np.float32]:
+        """Take up to `n` samples (all available if None) as a new array of `dtype`."""
+    def read_into(self, out: npt.NDArray[np.int16 | np.float32], *, pad: bool = False) -> int:
+        """Fill the start of a writable C-contiguous int16/float32 array; returns samples read.
+
+        Allocates nothing (for playback callbacks). With `pad=True` the rest of `out` is zeroed.
+        """
+    @property
+    def available(self) -> int:
+        """Samples ready to read."""
+    @property
+    def free(self) -> int:
+        """Room left before the overflow policy applies."""
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def written(self) -> int:
+        """Total samples stored by `write` since creation or `reset()`."""
+    @property
+    def consumed(self) -> int:
+        """Total samples read since creation or `reset()`; `consumed / rate` = seconds played."""
+    @property
+    def overflows(self) -> int:
+        """Total samples lost to overflow since creation or `reset()`."""
+    @property
+    def dtype(self) -> Literal["int16", "float32"]: ...
+    @property
+    def overflow(self) -> Literal["drop_oldest", "drop_newest", "error"]: ...
+    def clear(self) -> int:
+        """Discard all unread samples (not counted as consumed); returns how many."""
+    def reset(self) -> None:
+        """Discard all unread samples and zero `written`, `consumed` and `overflows`."""
+    def __len__(self) -> int:
+        """Same as `available`."""
+
+# ---------------------------------------------------------------------------
+# codec: PCM16 <-> float, downmix, WAV, G.711  (rust/src/pcm.rs, wav.rs, g711.rs)
+# ---------------------------------------------------------------------------
+# Audio arguments accept bytes, bytearray, memoryview or numpy arrays without
+# copying. Raw byte buffers are PCM16 little-endian. Float samples map to PCM16
+# as int16 = clip(round_half_away_from_zero(x * 32768)), NaN -> 0.
+
+_ScalarT = TypeVar("_ScalarT", bound=np.generic)
+_Buffer: TypeAlias = bytes | bytearray | memoryview | npt.NDArray[Any]
+
+def to_pcm16(samples: _Buffer) -> bytes:
+    """Convert float32/float64 samples in [-1, 1] to PCM16 bytes (clip outside, NaN -> 0).
+
+    PCM16 input (bytes, bytearray, memoryview, int16 array) passes through as bytes; a
+    `bytes` object is returned unchanged without a copy. Raises AudioFormatError for an odd
+    number of bytes or an unsupported dtype.
+    """
+
+@overload
+def from_pcm16(data: _Buffer, dtype: Literal["int16"] = "int16") -> npt.NDArray[np.int16]:
+    """PCM16 (bytes or int16 array) to a new, writable 1-D array of `dtype`.
+
+    "int16" keeps the values; "float32" gives x / 32768 in [-1, 1). `dtype` may also be
+    anything numpy.dtype() accepts naming one of those two. An odd byte count, float
+    input or any other dtype raises AudioFormatError.
+    """
+
+@overload
+def from_pcm16(data: _Buffer, dtype: Literal["float32"]) -> npt.NDArray[np.float32]: ...
+@overload
+def from_pcm16(data: _Buffer, dtype: str | type | np.dtype[Any]) -> npt.NDArray[Any]: ...
+@overload
+def to_mono(samples: bytes | bytearray | memoryview, channels: int) -> bytes:
+    """Downmix interleaved frames of `channels` samples to one channel by averaging.
+
+    Byte buffers (PCM16) give bytes; numpy arrays give a 1-D array of the same dtype
+    (int16, float32 or float64; a 2-D (frames, channels) C-order array also works).
+    Integer means are rounded half away from zero; float means are sum / channels.
+    `channels == 1` returns `samples` itself after validation. Raises AudioFormatError
+    if `channels` is not in 1..65535 or the sample count is not a multiple of it.
+    """
+
+@overload
+def to_mono(samples: npt.NDArray[_ScalarT], channels: int) -> npt.NDArray[_ScalarT]: ...
+
+@final
+class WavAudio:
+    """Result of wav_decode(): PCM16 audio and the format of the source file. Immutable."""
+
+    @property
+    def pcm16(self) -> bytes:
+        """Interleaved little-endian PCM16 samples."""
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def num_frames(self) -> int:
+        """Samples per channel."""
+    @property
+    def duration_s(self) -> float:
+        """num_frames / sample_rate."""
+    @property
+    def bits_per_sample(self) -> int:
+        """Bits per sample of the source file (8, 16, 24, 32 or 64)."""
+    @property
+    def format(self) -> Literal["pcm", "float", "alaw", "ulaw"]:
+        """Sample encoding of the source file."""
+
+def wav_encode(pcm16: _Buffer, sample_rate: int = 24000, channels: int = 1) -> bytes:
+    """A canonical 16-bit PCM WAV file (44-byte header + data).
+
+    Accepts PCM16 bytes or an int16 array of interleaved frames; float32/float64 arrays
+    are converted with the to_pcm16() rule. Raises AudioFormatError if the sample count is
+    not a multiple of `channels`, `channels` is not in 1..65535, `sample_rate` is not in
+    1..2**32-1, or the data exceeds the 4 GiB WAV limit.
+    """
+
+def wav_decode(data: _Buffer) -> WavAudio:
+    """Decode a WAV file held in memory to PCM16.
+
+    Reads PCM 8 (unsigned)/16/24/32-bit, IEEE float 32/64, G.711 A-law/μ-law and
+    WAVE_FORMAT_EXTENSIBLE of these; skips unknown chunks (also before fmt, with odd-size
+    padding). Wider formats map to PCM16 as if normalised to [-1, 1) and converted with
+    the to_pcm16() rule (rounded, not truncated). The RIFF size is ignored; a data size of
+    0 or 0xFFFFFFFF (streaming) or one larger than the buffer means "to the end of the
+    buffer"; a trailing partial frame is dropped. Raises AudioFormatError naming the
+    problem for anything else (not RIFF/WAVE, truncated header, missing fmt/data chunk,
+    fmt overrunning the buffer, unsupported codec or bit depth, zero channels or rate,
+    block-align mismatch).
+    """
+
+def ulaw_encode(pcm16: _Buffer) -> bytes:
+    """PCM16 (or float, via the to_pcm16() rule) to G.711 μ-law, one byte per sample.
+
+    Byte-identical to the removed audioop.lin2ulaw(data, 2).
+    """
+
+def ulaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
+    """G.711 μ-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""
+
+def alaw_encode(pcm16: _Buffer) -> bytes:
+    """PCM16 (or float, via the to_pcm16() rule) to G.711 A-law, one byte per sample.
+
+    Byte-identical to the removed audioop.lin2alaw(data, 2).
+    """
+
+def alaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
+    """G.711 A-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""

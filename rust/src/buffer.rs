@@ -5,13 +5,14 @@
 //! read the element type from the buffer's format string, and lend the data out
 //! as a typed slice without copying. Plain byte buffers are PCM16 little-endian.
 //! Non-contiguous arrays (e.g. `stereo[:, 0]`) are made contiguous once through
-//! `numpy.ascontiguousarray`, the only copy on this path.
+//! `numpy.ascontiguousarray`, the only copy on this path. A view whose format is
+//! not audio (e.g. int32) is rejected by `parse_format`, not copied.
 
 use std::borrow::Cow;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 
-use pyo3::exceptions::{PyBufferError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{ffi, intern};
@@ -76,15 +77,29 @@ impl AudioBuffer {
     /// Borrow `obj`'s memory. Raises `TypeError` for objects without the buffer
     /// protocol and `AudioFormatError` for element types that are not audio.
     pub fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
         match Self::get_contiguous(obj) {
             Ok(buf) => Ok(buf),
-            Err(err) if err.is_instance_of::<PyBufferError>(obj.py()) => {
-                // Strided exporters (numpy slices) refuse a C-contiguous view.
-                let np = obj.py().import(intern!(obj.py(), "numpy"))?;
-                let contiguous = np.call_method1(intern!(obj.py(), "ascontiguousarray"), (obj,))?;
+            // SAFETY: PyObject_CheckBuffer only inspects the type's slots.
+            Err(_) if unsafe { ffi::PyObject_CheckBuffer(obj.as_ptr()) } == 0 => {
+                let tname = obj
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "object".into());
+                Err(PyTypeError::new_err(format!(
+                    "expected audio as bytes, bytearray, memoryview or a numpy array, got {tname}"
+                )))
+            }
+            Err(err) => {
+                // Strided exporters (numpy slices such as `stereo[:, 0]`) refuse a
+                // C-contiguous view (numpy raises ValueError, others BufferError).
+                let np = py.import(intern!(py, "numpy"))?;
+                let contiguous = np
+                    .call_method1(intern!(py, "ascontiguousarray"), (obj,))
+                    .map_err(|_| err)?;
                 Self::get_contiguous(&contiguous)
             }
-            Err(err) => Err(err),
         }
     }
 
@@ -96,18 +111,7 @@ impl AudioBuffer {
         // fills it and we own exactly one reference until `PyBuffer_Release`.
         let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), flags) };
         if rc != 0 {
-            let err = PyErr::fetch(py);
-            if err.is_instance_of::<PyBufferError>(py) {
-                return Err(err);
-            }
-            let tname = obj
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "object".into());
-            return Err(PyTypeError::new_err(format!(
-                "expected audio as bytes, bytearray, memoryview or a numpy array, got {tname}"
-            )));
+            return Err(PyErr::fetch(py));
         }
         // SAFETY: PyObject_GetBuffer succeeded, so the view is initialised.
         let view: Box<ffi::Py_buffer> = unsafe { Box::from_raw(Box::into_raw(view).cast()) };

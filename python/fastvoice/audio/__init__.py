@@ -4,6 +4,38 @@ Everything here is implemented in the Rust core (`fastvoice._fastvoice`) and acc
 `bytes`, `bytearray`, `memoryview` or numpy arrays without copying.
 """
 
-from fastvoice._fastvoice import AudioFormatError
+from fastvoice._fastvoice import (
+    AudioDelta,
+    AudioFormatError,
+    RingBuffer,
+    WavAudio,
+    alaw_decode,
+    alaw_encode,
+    append_frame,
+    from_pcm16,
+    parse_audio_delta,
+    to_mono,
+    to_pcm16,
+    ulaw_decode,
+    ulaw_encode,
+    wav_decode,
+    wav_encode,
+)
 
-__all__ = ["AudioFormatError"]
+__all__ = [
+    "AudioDelta",
+    "AudioFormatError",
+    "RingBuffer",
+    "WavAudio",
+    "alaw_decode",
+    "alaw_encode",
+    "append_frame",
+    "from_pcm16",
+    "parse_audio_delta",
+    "to_mono",
+    "to_pcm16",
+    "ulaw_decode",
+    "ulaw_encode",
+    "wav_decode",
+    "wav_encode",
+]
