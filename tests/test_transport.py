@@ -20,11 +20,9 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import fastvoice
 import numpy as np
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
-
-import fastvoice
 from fastvoice import _fastvoice, transport
 from fastvoice.transport import (
     ConnectError,
@@ -34,6 +32,7 @@ from fastvoice.transport import (
     MessageTooBig,
     ProtocolError,
 )
+from websockets.asyncio.server import ServerConnection, serve
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -212,7 +211,12 @@ async def test_invalid_utf8_is_a_protocol_error() -> None:
 
 @pytest.mark.parametrize(
     ("code", "exc"),
-    [(1000, ConnectionClosedOK), (1001, ConnectionClosedOK), (1011, ConnectionClosedError), (4000, ConnectionClosedError)],
+    [
+        (1000, ConnectionClosedOK),
+        (1001, ConnectionClosedOK),
+        (1011, ConnectionClosedError),
+        (4000, ConnectionClosedError),
+    ],
 )
 async def test_server_close_codes(code: int, exc: type[ConnectionClosed]) -> None:
     async def closer(ws: ServerConnection) -> None:
@@ -503,14 +507,52 @@ async def test_send_audio_frames_match_json_and_base64(pcm_kind: str) -> None:
     assert got == want
 
 
-async def test_send_audio_rejects_float_and_odd_bytes() -> None:
+async def test_send_audio_floats_use_the_pcm16_rule_and_bad_input_raises() -> None:
+    x = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, np.nan, 1e-6], dtype=np.float32)
+    ref = np.nan_to_num(np.clip(np.round(x.astype(np.float64) * 32768), -32768, 32767)).astype(np.int16)
+    want = json.dumps(
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(ref.tobytes()).decode()},
+        separators=(",", ":"),
+    )
     async with Peer(_echo) as peer, transport.connect(peer.url) as conn:
-        with pytest.raises(fastvoice.AudioFormatError):
-            await conn.send_audio(np.zeros(10, dtype=np.float32))
+        await conn.send_audio(x)
+        assert await conn.recv() == want
+        await conn.send_audio(x.astype(np.float64))
+        assert await conn.recv() == want
         with pytest.raises(fastvoice.AudioFormatError):
             await conn.send_audio(b"\x00\x01\x02")
+        with pytest.raises(TypeError):
+            await conn.send_audio("not audio")
         await conn.send_text("still usable")
         assert await conn.recv() == "still usable"
+
+
+async def test_decode_audio_turns_deltas_into_audio_delta_objects() -> None:
+    pcm = np.arange(-1200, 1200, dtype=np.int16).tobytes()
+    delta = {
+        "type": "response.output_audio.delta",
+        "event_id": "ev1",
+        "response_id": "resp1",
+        "item_id": "item1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": base64.b64encode(pcm).decode(),
+    }
+    other = json.dumps({"type": "response.done", "response": {"id": "resp1"}})
+    broken = '{"type":"response.output_audio.delta","delta":"!!not base64"}'
+
+    async def server(ws: ServerConnection) -> None:
+        await ws.send(json.dumps(delta))
+        await ws.send(other)
+        await ws.send(broken)
+        await ws.wait_closed()
+
+    async with Peer(server) as peer, transport.connect(peer.url, decode_audio=True) as conn:
+        got = [await conn.recv() for _ in range(3)]
+    assert isinstance(got[0], fastvoice.audio.AudioDelta)
+    assert got[0].pcm == pcm and got[0].item_id == "item1" and got[0].response_id == "resp1"
+    assert got[1] == other
+    assert got[2] == broken  # a malformed delta arrives untouched, as text
 
 
 def test_runtime_survives_repeated_asyncio_run_and_threads() -> None:

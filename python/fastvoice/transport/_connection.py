@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import types
 from collections.abc import Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
 from fastvoice import _fastvoice
+from fastvoice._fastvoice import AudioDelta
 from fastvoice.transport._errors import ConnectionClosedOK
 from fastvoice.transport._loop import LoopWaker, loop_waker
 
-if TYPE_CHECKING:
-    from fastvoice._fastvoice import AudioDelta
-
-    Message: TypeAlias = str | bytes | AudioDelta
-else:
-    Message: TypeAlias = Any
+#: What `recv()` returns: text frames as `str`, binary frames as `bytes`, and with
+#: `decode_audio=True` audio-delta events as `fastvoice.audio.AudioDelta`.
+Message: TypeAlias = str | bytes | AudioDelta
 
 __all__ = ["Connection", "connect"]
 

@@ -109,8 +109,12 @@ pub fn prepare(args: ConnectArgs<'_>) -> Result<Prepared, String> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
         // Never echo the value: it may be a credential.
-        let mut value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("invalid characters in the value of header {:?}", name.as_str()))?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            format!(
+                "invalid characters in the value of header {:?}",
+                name.as_str()
+            )
+        })?;
         value.set_sensitive(true);
         let headers = request.headers_mut();
         if seen.contains(&name) {
@@ -149,11 +153,17 @@ fn no_proxy_matches(host: &str) -> bool {
     let Some(list) = env_any(&["NO_PROXY", "no_proxy"]) else {
         return false;
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
-        let entry = entry.trim_start_matches('.').to_ascii_lowercase();
-        entry == "*" || host == entry || host.ends_with(&format!(".{entry}"))
-    })
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            let entry = entry.trim_start_matches('.').to_ascii_lowercase();
+            entry == "*" || host == entry || host.ends_with(&format!(".{entry}"))
+        })
 }
 
 /// The proxy from `HTTPS_PROXY` (wss) or `HTTP_PROXY` (ws), if any applies.
@@ -169,7 +179,11 @@ fn proxy_for(host: &str, secure: bool) -> Result<Option<Proxy>, String> {
     if no_proxy_matches(host) {
         return Ok(None);
     }
-    let raw = if raw.contains("://") { raw } else { format!("http://{raw}") };
+    let raw = if raw.contains("://") {
+        raw
+    } else {
+        format!("http://{raw}")
+    };
     let uri: Uri = raw
         .parse()
         .map_err(|_| "the proxy URL in HTTPS_PROXY/HTTP_PROXY is invalid".to_string())?;
@@ -212,13 +226,19 @@ async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectFailure> {
 }
 
 /// Ask the proxy for a tunnel to `host:port` and read its reply headers.
-async fn tunnel(stream: &mut TcpStream, proxy: &Proxy, host: &str, port: u16) -> Result<(), ConnectFailure> {
+async fn tunnel(
+    stream: &mut TcpStream,
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<(), ConnectFailure> {
     let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
     if let Some(auth) = &proxy.auth {
         req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     req.push_str("\r\n");
-    let fail = |what: String| ConnectFailure::new(format!("proxy {}:{}: {what}", proxy.host, proxy.port));
+    let fail =
+        |what: String| ConnectFailure::new(format!("proxy {}:{}: {what}", proxy.host, proxy.port));
     stream
         .write_all(req.as_bytes())
         .await
@@ -280,7 +300,9 @@ fn upgrade_failure(err: WsError, p: &Prepared) -> ConnectFailure {
         WsError::Io(e) if p.tls.is_some() => {
             ConnectFailure::new(format!("TLS or upgrade with {host}:{port} failed: {e}"))
         }
-        other => ConnectFailure::new(format!("WebSocket upgrade with {host}:{port} failed: {other}")),
+        other => ConnectFailure::new(format!(
+            "WebSocket upgrade with {host}:{port} failed: {other}"
+        )),
     }
 }
 

@@ -37,7 +37,8 @@ impl LoopWaker {
     fn new(callback: Option<Py<PyAny>>) -> PyResult<Self> {
         let signal = match callback {
             Some(cb) => LoopSignal::with_callback(cb),
-            None => LoopSignal::with_fd().map_err(|e| PyRuntimeError::new_err(format!("socketpair: {e}")))?,
+            None => LoopSignal::with_fd()
+                .map_err(|e| PyRuntimeError::new_err(format!("socketpair: {e}")))?,
         };
         Ok(LoopWaker {
             signal: Arc::new(signal),
@@ -94,7 +95,9 @@ impl PendingConnect {
             }
             Slot::Done(Ok(shared)) => Ok(Some(NativeConnection::new(shared))),
             Slot::Done(Err(f)) => Err(connect_error(py, f)),
-            Slot::Taken | Slot::Abandoned => Err(PyRuntimeError::new_err("connect result already taken")),
+            Slot::Taken | Slot::Abandoned => {
+                Err(PyRuntimeError::new_err("connect result already taken"))
+            }
         }
     }
 
@@ -160,7 +163,9 @@ pub fn transport_connect(
         if v.is_finite() && v > 0.0 {
             Ok(Duration::from_secs_f64(v))
         } else {
-            Err(PyValueError::new_err(format!("{name} must be a positive number of seconds, got {v}")))
+            Err(PyValueError::new_err(format!(
+                "{name} must be a positive number of seconds, got {v}"
+            )))
         }
     };
     if max_message_size == 0 || max_queue == 0 || max_queue_bytes == 0 {
@@ -169,7 +174,9 @@ pub fn transport_connect(
         ));
     }
     let timing = Timing {
-        ping_interval: ping_interval.map(|v| secs("ping_interval", v)).transpose()?,
+        ping_interval: ping_interval
+            .map(|v| secs("ping_interval", v))
+            .transpose()?,
         ping_timeout: secs("ping_timeout", ping_timeout)?,
         close_timeout: secs("close_timeout", close_timeout)?,
     };
@@ -265,7 +272,9 @@ impl NativeConnection {
 fn to_py(py: Python<'_>, msg: Incoming) -> PyResult<Bound<'_, PyAny>> {
     Ok(match msg {
         Incoming::Text(text) => PyString::new(py, text.as_str()).into_any(),
-        Incoming::Binary(data) => new_bytes_with(py, data.len(), |buf| buf.copy_from_slice(&data))?.into_any(),
+        Incoming::Binary(data) => {
+            new_bytes_with(py, data.len(), |buf| buf.copy_from_slice(&data))?.into_any()
+        }
         Incoming::Audio(parts, _) => audio::into_py(py, parts)?,
     })
 }
@@ -300,7 +309,11 @@ impl NativeConnection {
     }
 
     /// Up to `max_n` queued messages as a list, or `None` (waiter armed).
-    fn recv_batch<'py>(&self, py: Python<'py>, max_n: usize) -> PyResult<Option<Bound<'py, PyList>>> {
+    fn recv_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max_n: usize,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
         if max_n == 0 {
             return Err(PyValueError::new_err("max_n must be at least 1"));
         }
@@ -336,19 +349,18 @@ impl NativeConnection {
         self.offer(py, Message::Binary(payload), len)
     }
 
-    /// Queue an `input_audio_buffer.append` frame built from PCM16 audio.
+    /// Queue an `input_audio_buffer.append` frame built from PCM16 bytes, int16
+    /// or float arrays (floats converted with the crate's PCM16 rule).
     fn send_audio(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<bool> {
         let buf = AudioBuffer::get(pcm)?;
-        let samples = buf.pcm16()?;
-        // 4/3 base64 growth of 2 bytes per sample plus the JSON envelope.
-        let size = samples.len().div_ceil(3) * 8 + 64;
-        self.check_size(py, size.saturating_sub(64))?;
-        let build = |out: &mut Vec<u8>| audio::write_append_frame(&samples, out);
+        let samples = buf.samples()?;
+        let size = audio::append_frame_len(samples.len());
+        self.check_size(py, size)?;
         let mut frame = Vec::with_capacity(size);
         if samples.len() * 2 >= DETACH_THRESHOLD_BYTES {
-            py.detach(|| build(&mut frame));
+            py.detach(|| audio::write_append_frame(&samples, &mut frame));
         } else {
-            build(&mut frame);
+            audio::write_append_frame(&samples, &mut frame);
         }
         let len = frame.len();
         let text = Utf8Bytes::try_from(frame)
@@ -380,7 +392,13 @@ impl NativeConnection {
     /// for tests and debugging.
     fn queue_state(&self) -> (usize, usize, bool, usize, u8) {
         let st = self.shared.lock();
-        (st.inbox.len(), st.inbox_bytes, st.read_paused, st.outbox.len(), st.want)
+        (
+            st.inbox.len(),
+            st.inbox_bytes,
+            st.read_paused,
+            st.outbox.len(),
+            st.want,
+        )
     }
 
     #[getter]
@@ -410,7 +428,11 @@ impl Drop for NativeConnection {
 #[pyfunction]
 #[pyo3(signature = (grace = 1.0))]
 pub fn transport_shutdown(py: Python<'_>, grace: f64) {
-    let grace = Duration::from_secs_f64(if grace.is_finite() { grace.clamp(0.0, 60.0) } else { 1.0 });
+    let grace = Duration::from_secs_f64(if grace.is_finite() {
+        grace.clamp(0.0, 60.0)
+    } else {
+        1.0
+    });
     py.detach(|| runtime::shutdown(grace));
 }
 

@@ -136,7 +136,11 @@ impl Driver {
                 }
             }
             WsError::Protocol(e) => (1002, "protocol error", EndKind::Protocol(e.to_string())),
-            WsError::AttackAttempt => (1002, "protocol error", EndKind::Protocol("attack attempt".into())),
+            WsError::AttackAttempt => (
+                1002,
+                "protocol error",
+                EndKind::Protocol("attack attempt".into()),
+            ),
             WsError::Io(_) => {
                 return match self.close_rcvd {
                     Some(_) => self.normal_end(),

@@ -14,7 +14,11 @@ use super::connect::ConnectFailure;
 
 const MODULE: &str = "fastvoice.transport._errors";
 
-fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
+fn class<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
     cell.import(py, MODULE, name)
 }
 
@@ -33,7 +37,10 @@ error_class!(closed_error_class, "ConnectionClosedError");
 error_class!(protocol_error_class, "ProtocolError");
 error_class!(too_big_class, "MessageTooBig");
 
-fn instantiate<'py, A: pyo3::call::PyCallArgs<'py>>(cls: PyResult<&Bound<'py, PyType>>, args: A) -> PyErr {
+fn instantiate<'py, A: pyo3::call::PyCallArgs<'py>>(
+    cls: PyResult<&Bound<'py, PyType>>,
+    args: A,
+) -> PyErr {
     match cls.and_then(|c| c.call1(args)) {
         Ok(exc) => PyErr::from_value(exc),
         Err(e) => e,
@@ -60,12 +67,14 @@ pub fn closed_error(py: Python<'_>, code: u16, reason: &str) -> PyErr {
 /// `MessageTooBig`) is raised once; later calls see `ConnectionClosedError`.
 pub fn end_error(py: Python<'_>, end: &End, first: bool) -> PyErr {
     match (&end.kind, first) {
-        (EndKind::Protocol(msg), true) => {
-            instantiate(protocol_error_class(py), (msg.clone(), end.code, end.reason.clone()))
-        }
-        (EndKind::TooBig(msg), true) => {
-            instantiate(too_big_class(py), (msg.clone(), end.code, end.reason.clone()))
-        }
+        (EndKind::Protocol(msg), true) => instantiate(
+            protocol_error_class(py),
+            (msg.clone(), end.code, end.reason.clone()),
+        ),
+        (EndKind::TooBig(msg), true) => instantiate(
+            too_big_class(py),
+            (msg.clone(), end.code, end.reason.clone()),
+        ),
         _ => closed_error(py, end.code, &end.reason),
     }
 }
