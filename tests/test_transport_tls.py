@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import trustme
-from websockets.asyncio.server import ServerConnection, serve
-
 from fastvoice import transport
 from fastvoice.transport import ConnectError
+from websockets.asyncio.server import ServerConnection, serve
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +112,7 @@ async def test_https_proxy_connect_tunnel(
         head = await reader.readuntil(b"\r\n\r\n")
         seen.append(head)
         target = head.split(b" ")[1].decode()
-        host, port = target.rsplit(":", 1)
+        _host, port = target.rsplit(":", 1)
         up_r, up_w = await asyncio.open_connection("127.0.0.1", int(port))
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
