@@ -240,17 +240,18 @@ async def tcp_roundtrips(port: int, n: int) -> dict[str, float]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     data = PAYLOAD.encode()
     lat = np.empty(n)
-    cpu0 = time.process_time()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     for i in range(n):
         t = time.perf_counter()
         writer.write(data)
         got = await reader.readexactly(len(data))
         lat[i] = time.perf_counter() - t
         assert got == data
-    cpu = time.process_time() - cpu0
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     writer.close()
     return {
         "cpu_us_per_rtt": cpu / n * 1e6,
+        "wall_us_per_rtt": wall / n * 1e6,
         "p50_us": float(np.percentile(lat, 50) * 1e6),
         "p99_us": float(np.percentile(lat, 99) * 1e6),
     }
@@ -355,16 +356,21 @@ def test_audio_streams(benchmark: Any, server: tuple[str, int], kind: str) -> No
 def main() -> None:
     """Full side-by-side run; prints a markdown table per benchmark, medians of `repeats` runs."""
     repeats = int(os.environ.get("REPEATS", "3"))
+    only = os.environ.get("ONLY", "rtt,pipe,audio").split(",")
     with echo_server() as (url, tcp_port):
         tables: dict[str, dict[str, list[dict[str, float]]]] = collections.defaultdict(dict)
         for rep in range(repeats):
             for kind in CLIENTS:  # interleaved so drift hits every client alike
-                tables["rtt"].setdefault(kind, []).append(asyncio.run(roundtrips(kind, url, N_RTT)))
-                tables["pipe"].setdefault(kind, []).append(asyncio.run(pipelined(kind, url, N_PIPE)))
-                tables["audio"].setdefault(kind, []).append(
-                    asyncio.run(audio_streams(kind, url, N_STREAMS, STREAM_SECONDS))
-                )
-            tables["rtt"].setdefault("raw-tcp", []).append(asyncio.run(tcp_roundtrips(tcp_port, N_RTT)))
+                if "rtt" in only:
+                    tables["rtt"].setdefault(kind, []).append(asyncio.run(roundtrips(kind, url, N_RTT)))
+                if "pipe" in only:
+                    tables["pipe"].setdefault(kind, []).append(asyncio.run(pipelined(kind, url, N_PIPE)))
+                if "audio" in only:
+                    tables["audio"].setdefault(kind, []).append(
+                        asyncio.run(audio_streams(kind, url, N_STREAMS, STREAM_SECONDS))
+                    )
+            if "rtt" in only:
+                tables["rtt"].setdefault("raw-tcp", []).append(asyncio.run(tcp_roundtrips(tcp_port, N_RTT)))
             print(f"repeat {rep + 1}/{repeats} done", file=sys.stderr, flush=True)
     for name, rows in tables.items():
         keys = list(next(iter(rows.values()))[0])

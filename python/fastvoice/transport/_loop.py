@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import os
 import weakref
+from collections.abc import Callable
 
 from fastvoice import _fastvoice
 
@@ -27,8 +29,7 @@ class LoopWaker:
         self._loop = loop
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         if os.environ.get("FASTVOICE_TRANSPORT_WAKE") == "call_soon":
-            cb = functools.partial(loop.call_soon_threadsafe, self._on_wake)
-            self._native = _fastvoice.TransportLoopWaker(cb)
+            self._native = _fastvoice.TransportLoopWaker(functools.partial(_call_soon, loop, self._on_wake))
         else:
             self._native = _fastvoice.TransportLoopWaker()
             fd = self._native.fileno()
@@ -63,6 +64,14 @@ class LoopWaker:
                     futs.remove(fut)
                     if not futs:
                         del self._waiters[ident]
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, cb: Callable[[], None]) -> None:
+    # Called from the tokio thread; the loop may have finished (asyncio.run returned) while a
+    # connection was still closing: then there is nobody left to wake.
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(cb)
 
 
 _WAKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = weakref.WeakKeyDictionary()

@@ -435,3 +435,89 @@ impl LoopSignal {
         out.append(&mut self.ready());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(max_queue: usize, max_queue_bytes: usize) -> (Shared, Arc<LoopSignal>) {
+        let signal = Arc::new(LoopSignal::with_fd().expect("socketpair"));
+        let limits = Limits {
+            max_queue,
+            max_queue_bytes,
+            max_message_size: 1 << 20,
+        };
+        (Shared::new(7, limits, signal.clone()), signal)
+    }
+
+    fn text(s: &str) -> Incoming {
+        Incoming::Text(Utf8Bytes::from(s))
+    }
+
+    #[test]
+    fn armed_receiver_is_signalled_once_per_burst() {
+        let (sh, signal) = shared(100, 1 << 20);
+        let mut out = Vec::new();
+        assert!(matches!(sh.take(10, &mut out), Taken::Armed));
+        for i in 0..3 {
+            let mut batch = vec![text(&format!("m{i}"))];
+            assert!(sh.deliver(&mut batch));
+        }
+        let mut ids = Vec::new();
+        signal.drain(&mut ids);
+        assert_eq!(ids, vec![7], "one wake-up for three deliveries");
+        assert!(matches!(sh.take(10, &mut out), Taken::Some));
+        assert_eq!(out.len(), 3);
+        // Nothing armed now: deliveries do not signal.
+        assert!(sh.deliver(&mut vec![text("x")]));
+        ids.clear();
+        signal.drain(&mut ids);
+        assert!(ids.is_empty());
+    }
+
+    #[test]
+    fn full_inbox_pauses_reader_until_drained() {
+        let (sh, _signal) = shared(2, 1 << 20);
+        assert!(sh.deliver(&mut vec![text("a")]));
+        assert!(!sh.deliver(&mut vec![text("b")]));
+        assert!(sh.inbox_room().2, "reader paused");
+        let mut out = Vec::new();
+        assert!(matches!(sh.take(1, &mut out), Taken::Some));
+        assert!(
+            !sh.inbox_room().2,
+            "a take below the bound resumes the reader"
+        );
+    }
+
+    #[test]
+    fn byte_bound_and_one_message_always_fits() {
+        let (sh, _signal) = shared(100, 10);
+        assert!(!sh.deliver(&mut vec![text("a message longer than ten bytes")]));
+        assert_eq!(sh.lock().inbox.len(), 1);
+    }
+
+    #[test]
+    fn outbox_bounds_and_end_reporting() {
+        let (sh, _signal) = shared(2, 1 << 20);
+        let msg = || Message::Text(Utf8Bytes::from("hi"));
+        assert_eq!(sh.offer(msg(), 2).ok(), Some(true));
+        assert_eq!(sh.offer(msg(), 2).ok(), Some(true));
+        assert_eq!(
+            sh.offer(msg(), 2).ok(),
+            Some(false),
+            "full: caller must wait"
+        );
+        let mut out = VecDeque::new();
+        sh.take_outgoing(&mut out, 10);
+        assert_eq!(out.len(), 2);
+        sh.finish(End {
+            code: 1007,
+            reason: "bad".into(),
+            kind: EndKind::Protocol("bad utf-8".into()),
+        });
+        assert!(sh.offer(msg(), 2).is_err());
+        let mut got = Vec::new();
+        assert!(matches!(sh.take(1, &mut got), Taken::Ended(_, true)));
+        assert!(matches!(sh.take(1, &mut got), Taken::Ended(_, false)));
+    }
+}

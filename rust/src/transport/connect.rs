@@ -307,7 +307,7 @@ fn upgrade_failure(err: WsError, p: &Prepared) -> ConnectFailure {
 }
 
 async fn open_inner(p: Prepared) -> Result<Ws, ConnectFailure> {
-    let mut stream = match &p.proxy {
+    let stream = match &p.proxy {
         Some(proxy) => {
             let mut s = tcp(&proxy.host, proxy.port).await?;
             tunnel(&mut s, proxy, &p.host, p.port).await?;
@@ -315,7 +315,6 @@ async fn open_inner(p: Prepared) -> Result<Ws, ConnectFailure> {
         }
         None => tcp(&p.host, p.port).await?,
     };
-    let _ = &mut stream;
     let connector = p.tls.clone().map(Connector::Rustls);
     match client_async_tls_with_config(p.request.clone(), stream, Some(p.config), connector).await {
         Ok((ws, _response)) => Ok(ws),
