@@ -19,11 +19,14 @@ import asyncio
 import base64
 import collections
 import contextlib
+import dataclasses
 import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -41,7 +44,7 @@ PAYLOAD = _HEAD + "x" * (6400 - len(_HEAD) - 2) + '"}'
 assert len(PAYLOAD) == 6400
 
 SERVER = r"""
-import asyncio, sys
+import asyncio, ssl, sys
 from picows import WSListener, WSMsgType, ws_create_server
 
 class Echo(WSListener):
@@ -61,32 +64,62 @@ class TcpEcho(asyncio.Protocol):
 async def main():
     ws = await ws_create_server(lambda _: Echo(), "127.0.0.1", 0, max_frame_size=64 * 2**20)
     tcp = await asyncio.get_running_loop().create_server(TcpEcho, "127.0.0.1", 0)
-    print(ws.sockets[0].getsockname()[1], tcp.sockets[0].getsockname()[1], flush=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[1])
+    wss = await ws_create_server(lambda _: Echo(), "127.0.0.1", 0, max_frame_size=64 * 2**20, ssl=ctx)
+    ports = [srv.sockets[0].getsockname()[1] for srv in (ws, tcp, wss)]
+    print(*ports, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 asyncio.run(main())
 """
 
 
+@dataclasses.dataclass
+class Servers:
+    url: str  # ws:// echo
+    tls_url: str  # wss:// echo (certificate for "localhost" from a CA made at run time)
+    tcp_port: int  # raw TCP echo
+    ca_file: str
+
+
 @contextlib.contextmanager
-def echo_server() -> Iterator[tuple[str, int]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        ws_port, tcp_port = map(int, proc.stdout.readline().split())
-        yield f"ws://127.0.0.1:{ws_port}/", tcp_port
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
+def echo_server() -> Iterator[Servers]:
+    import trustme
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = trustme.CA()
+        ca_file, cert_file = os.path.join(tmp, "ca.pem"), os.path.join(tmp, "server.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(cert_file)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, cert_file],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+            assert proc.stdout is not None
+            ws_port, tcp_port, wss_port = map(int, proc.stdout.readline().split())
+            yield Servers(f"ws://127.0.0.1:{ws_port}/", f"wss://localhost:{wss_port}/", tcp_port, ca_file)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+#: Set by the runner when the benchmark uses TLS: the test CA every client must trust.
+CA_FILE: str | None = None
+
+
+def _ssl_context() -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
 
 
 class Client:
@@ -106,7 +139,9 @@ def _json_append(pcm: bytes) -> str:
 async def open_fastvoice(url: str) -> Client:
     from fastvoice import transport
 
-    conn = await transport.connect(url, max_message_size=64 * 2**20)
+    conn = await transport.connect(
+        url, max_message_size=64 * 2**20, ca_file=CA_FILE if url.startswith("wss") else None
+    )
     c = Client()
     c.send, c.recv, c.close, c.send_audio = conn.send_text, conn.recv, conn.close, conn.send_audio  # type: ignore[assignment]
     return c
@@ -115,7 +150,9 @@ async def open_fastvoice(url: str) -> Client:
 async def open_websockets(url: str) -> Client:
     from websockets.asyncio.client import connect
 
-    ws = await connect(url, compression=None, max_size=None)
+    ws = await connect(
+        url, compression=None, max_size=None, ssl=_ssl_context() if url.startswith("wss") else None
+    )
     c = Client()
     c.send, c.recv, c.close = ws.send, ws.recv, ws.close  # type: ignore[assignment]
 
@@ -130,7 +167,7 @@ async def open_aiohttp(url: str) -> Client:
     import aiohttp
 
     session = aiohttp.ClientSession()
-    ws = await session.ws_connect(url, max_msg_size=0, autoping=True)
+    ws = await session.ws_connect(url, max_msg_size=0, autoping=True, ssl=_ssl_context() or True)
     c = Client()
     c.send, c.recv = ws.send_str, ws.receive_str
 
@@ -161,7 +198,12 @@ async def open_picows(url: str) -> Client:
                 if self.waiter is not None and not self.waiter.done():
                     self.waiter.set_result(None)
 
-    transport, listener = await ws_connect(Listener, url, max_frame_size=64 * 2**20)
+    transport, listener = await ws_connect(
+        Listener,
+        url,
+        max_frame_size=64 * 2**20,
+        ssl_context=_ssl_context() if url.startswith("wss") else None,
+    )
     c = Client()
 
     async def send(text: str) -> None:
@@ -311,9 +353,14 @@ async def audio_streams(kind: str, url: str, n_conns: int, seconds: float) -> di
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, int]]:
+def server() -> Iterator[Servers]:
+    global CA_FILE
     with echo_server() as s:
-        yield s
+        CA_FILE = s.ca_file
+        try:
+            yield s
+        finally:
+            CA_FILE = None
 
 
 def _run(benchmark: Any, group: str, kind: str, coro: Callable[[], Awaitable[dict[str, float]]]) -> None:
@@ -329,48 +376,68 @@ def _run(benchmark: Any, group: str, kind: str, coro: Callable[[], Awaitable[dic
     assert result and all(v > 0 for v in result.values())
 
 
+SCHEMES = ["ws", "wss"]
+
+
+def _url(server: Servers, scheme: str) -> str:
+    return server.tls_url if scheme == "wss" else server.url
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("kind", list(CLIENTS))
-def test_roundtrip_6k4(benchmark: Any, server: tuple[str, int], kind: str) -> None:
-    _run(benchmark, "transport: 6.4 KB round trips", kind, lambda: roundtrips(kind, server[0], N_RTT))
+def test_roundtrip_6k4(benchmark: Any, server: Servers, kind: str, scheme: str) -> None:
+    url = _url(server, scheme)
+    _run(benchmark, f"transport: 6.4 KB round trips ({scheme})", kind, lambda: roundtrips(kind, url, N_RTT))
 
 
-def test_roundtrip_tcp_floor(benchmark: Any, server: tuple[str, int]) -> None:
-    _run(benchmark, "transport: 6.4 KB round trips", "raw-tcp", lambda: tcp_roundtrips(server[1], N_RTT))
+def test_roundtrip_tcp_floor(benchmark: Any, server: Servers) -> None:
+    _run(
+        benchmark,
+        "transport: 6.4 KB round trips (ws)",
+        "raw-tcp",
+        lambda: tcp_roundtrips(server.tcp_port, N_RTT),
+    )
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("kind", list(CLIENTS))
+def test_pipelined_6k4(benchmark: Any, server: Servers, kind: str, scheme: str) -> None:
+    url = _url(server, scheme)
+    _run(benchmark, f"transport: pipelined 6.4 KB ({scheme})", kind, lambda: pipelined(kind, url, N_PIPE))
 
 
 @pytest.mark.parametrize("kind", list(CLIENTS))
-def test_pipelined_6k4(benchmark: Any, server: tuple[str, int], kind: str) -> None:
-    _run(benchmark, "transport: pipelined 6.4 KB", kind, lambda: pipelined(kind, server[0], N_PIPE))
-
-
-@pytest.mark.parametrize("kind", list(CLIENTS))
-def test_audio_streams(benchmark: Any, server: tuple[str, int], kind: str) -> None:
+def test_audio_streams(benchmark: Any, server: Servers, kind: str) -> None:
     _run(
         benchmark,
         "transport: concurrent 24 kHz audio streams",
         kind,
-        lambda: audio_streams(kind, server[0], N_STREAMS, STREAM_SECONDS),
+        lambda: audio_streams(kind, server.url, N_STREAMS, STREAM_SECONDS),
     )
 
 
 def main() -> None:
     """Full side-by-side run; prints a markdown table per benchmark, medians of `repeats` runs."""
+    global CA_FILE
     repeats = int(os.environ.get("REPEATS", "3"))
-    only = os.environ.get("ONLY", "rtt,pipe,audio").split(",")
-    with echo_server() as (url, tcp_port):
-        tables: dict[str, dict[str, list[dict[str, float]]]] = collections.defaultdict(dict)
+    only = os.environ.get("ONLY", "rtt,pipe,rtt-tls,pipe-tls,audio").split(",")
+    tables: dict[str, dict[str, list[dict[str, float]]]] = collections.defaultdict(dict)
+    with echo_server() as srv:
+        CA_FILE = srv.ca_file
+        jobs: dict[str, Callable[[str], Awaitable[dict[str, float]]]] = {
+            "rtt": lambda kind: roundtrips(kind, srv.url, N_RTT),
+            "pipe": lambda kind: pipelined(kind, srv.url, N_PIPE),
+            "rtt-tls": lambda kind: roundtrips(kind, srv.tls_url, N_RTT),
+            "pipe-tls": lambda kind: pipelined(kind, srv.tls_url, N_PIPE),
+            "audio": lambda kind: audio_streams(kind, srv.url, N_STREAMS, STREAM_SECONDS),
+        }
         for rep in range(repeats):
-            for kind in CLIENTS:  # interleaved so drift hits every client alike
-                if "rtt" in only:
-                    tables["rtt"].setdefault(kind, []).append(asyncio.run(roundtrips(kind, url, N_RTT)))
-                if "pipe" in only:
-                    tables["pipe"].setdefault(kind, []).append(asyncio.run(pipelined(kind, url, N_PIPE)))
-                if "audio" in only:
-                    tables["audio"].setdefault(kind, []).append(
-                        asyncio.run(audio_streams(kind, url, N_STREAMS, STREAM_SECONDS))
-                    )
-            if "rtt" in only:
-                tables["rtt"].setdefault("raw-tcp", []).append(asyncio.run(tcp_roundtrips(tcp_port, N_RTT)))
+            for name in only:
+                for kind in CLIENTS:  # interleaved so drift hits every client alike
+                    tables[name].setdefault(kind, []).append(asyncio.run(jobs[name](kind)))  # type: ignore[arg-type]
+                if name == "rtt":
+                    floor = asyncio.run(tcp_roundtrips(srv.tcp_port, N_RTT))
+                    tables[name].setdefault("raw-tcp", []).append(floor)
             print(f"repeat {rep + 1}/{repeats} done", file=sys.stderr, flush=True)
     for name, rows in tables.items():
         keys = list(next(iter(rows.values()))[0])
