@@ -89,6 +89,9 @@ pub struct State {
     /// The driver stopped reading the socket because the inbox was full.
     pub read_paused: bool,
     pub close_request: Option<CloseFrame>,
+    /// `close()` was called: no more sends are accepted (stays set after the
+    /// driver takes `close_request`).
+    pub closing: bool,
     pub end: Option<End>,
     /// The `Protocol`/`TooBig` error was raised once; later calls see `ConnectionClosedError`.
     pub end_error_taken: bool,
@@ -109,6 +112,13 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// the futures to resolve when a loop is signalled.
 pub fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Result of offering a message to the outbox.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offered {
+    Queued { first: bool },
+    Full,
 }
 
 /// Result of one attempt to take messages from the inbox.
@@ -181,15 +191,15 @@ impl Shared {
         st.inbox.len() < self.limits.max_queue && st.inbox_bytes < self.limits.max_queue_bytes
     }
 
-    /// Queue `msg` for sending. `Ok(true)`: queued. `Ok(false)`: the outbox is
-    /// full and a send waiter is armed. `Err(end)`: the connection is closing or
-    /// closed.
-    pub fn offer(&self, msg: Message, weight: usize) -> Result<bool, Option<End>> {
+    /// Queue `msg` for sending. `Ok(Offered::Queued { first })`: queued, and
+    /// `first` says the outbox was empty (someone must get it written).
+    /// `Ok(Offered::Full)`: a send waiter is armed. `Err`: closing or closed.
+    pub fn offer(&self, msg: Message, weight: usize) -> Result<Offered, Option<End>> {
         let mut st = self.lock();
         if let Some(end) = &st.end {
             return Err(Some(end.clone()));
         }
-        if st.close_request.is_some() {
+        if st.closing {
             return Err(None);
         }
         let room = st.outbox.is_empty()
@@ -197,24 +207,21 @@ impl Shared {
                 && st.outbox_bytes + weight <= self.limits.max_queue_bytes);
         if !room {
             st.want |= WANT_SEND;
-            return Ok(false);
+            return Ok(Offered::Full);
         }
-        let was_empty = st.outbox.is_empty();
+        let first = st.outbox.is_empty();
         st.outbox.push_back(msg);
         st.outbox_bytes += weight;
-        drop(st);
-        if was_empty {
-            self.driver.wake();
-        }
-        Ok(true)
+        Ok(Offered::Queued { first })
     }
 
     /// Ask the driver to start the closing handshake (idempotent).
     pub fn request_close(&self, code: u16, reason: &str) {
         let mut st = self.lock();
-        if st.end.is_some() || st.close_request.is_some() {
+        if st.end.is_some() || st.closing {
             return;
         }
+        st.closing = true;
         st.close_request = Some(CloseFrame {
             code: code.into(),
             reason: reason.into(),
@@ -519,5 +526,13 @@ mod tests {
         let mut got = Vec::new();
         assert!(matches!(sh.take(1, &mut got), Taken::Ended(_, true)));
         assert!(matches!(sh.take(1, &mut got), Taken::Ended(_, false)));
+    }
+
+    #[test]
+    fn no_sends_after_close_even_once_the_driver_took_the_request() {
+        let (sh, _signal) = shared(8, 1 << 20);
+        sh.request_close(1000, "");
+        assert!(sh.take_close_request().is_some());
+        assert!(sh.offer(Message::Text(Utf8Bytes::from("late")), 4).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! methods never block and never wait for the tokio thread: each either does
 //! its work at once or arms a wake-up and tells Python to await.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -15,9 +15,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::audio;
-use super::bridge::{next_id, End, Incoming, Limits, LoopSignal, Shared, Taken};
+use super::bridge::{next_id, End, Incoming, Limits, LoopSignal, Offered, Shared, Taken};
 use super::connect::{self, ConnectArgs, ConnectFailure};
-use super::driver::{Driver, Timing};
+use super::driver::{write_now, Driver, DriverCell, DriverTask, Timing};
 use super::errors::{closed_error, connect_error, end_error, too_big};
 use super::runtime;
 use crate::buffer::{new_bytes_with, AudioBuffer, DETACH_THRESHOLD_BYTES};
@@ -59,7 +59,7 @@ impl LoopWaker {
 
 enum Slot {
     Waiting,
-    Done(Result<Arc<Shared>, ConnectFailure>),
+    Done(Result<(Arc<Shared>, Weak<DriverCell>), ConnectFailure>),
     Taken,
     Abandoned,
 }
@@ -93,7 +93,7 @@ impl PendingConnect {
                 *slot = Slot::Waiting;
                 Ok(None)
             }
-            Slot::Done(Ok(shared)) => Ok(Some(NativeConnection::new(shared))),
+            Slot::Done(Ok((shared, driver))) => Ok(Some(NativeConnection::new(shared, driver))),
             Slot::Done(Err(f)) => Err(connect_error(py, f)),
             Slot::Taken | Slot::Abandoned => {
                 Err(PyRuntimeError::new_err("connect result already taken"))
@@ -112,7 +112,7 @@ fn abandon(state: &PendingState, abort: &AbortHandle) {
     let mut slot = state.slot();
     match std::mem::replace(&mut *slot, Slot::Abandoned) {
         Slot::Waiting => abort.abort(),
-        Slot::Done(Ok(shared)) => shared.request_close(1000, ""),
+        Slot::Done(Ok((shared, _))) => shared.request_close(1000, ""),
         Slot::Taken => *slot = Slot::Taken,
         Slot::Done(Err(_)) | Slot::Abandoned => {}
     }
@@ -216,17 +216,23 @@ pub fn transport_connect(
         let shared = Arc::new(Shared::new(id, limits, signal.clone()));
         runtime::register_live(&shared);
         let guard = LiveGuard(shared.clone());
+        let driver = Arc::new(Mutex::new(Driver::new(
+            ws,
+            shared.clone(),
+            decode_audio,
+            timing,
+        )));
         {
             let mut slot = task_state.slot();
             if matches!(*slot, Slot::Abandoned) {
                 shared.request_close(1000, "");
             } else {
-                *slot = Slot::Done(Ok(shared.clone()));
+                *slot = Slot::Done(Ok((shared.clone(), Arc::downgrade(&driver))));
             }
         }
         signal.notify(id);
         drop(task_state);
-        let end = Driver::new(ws, shared.clone(), decode_audio, timing).await;
+        let end = DriverTask(driver).await;
         shared.finish(end);
         drop(guard);
     };
@@ -240,21 +246,37 @@ pub fn transport_connect(
 #[pyclass(frozen, name = "TransportConnection", module = "fastvoice._fastvoice")]
 pub struct NativeConnection {
     shared: Arc<Shared>,
+    driver: Weak<DriverCell>,
     /// Reused between batches so steady-state receiving does not allocate here.
     scratch: Mutex<Vec<Incoming>>,
 }
 
 impl NativeConnection {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, driver: Weak<DriverCell>) -> Self {
         NativeConnection {
             shared,
+            driver,
             scratch: Mutex::new(Vec::with_capacity(64)),
         }
     }
 
     fn offer(&self, py: Python<'_>, msg: Message, weight: usize) -> PyResult<bool> {
         match self.shared.offer(msg, weight) {
-            Ok(queued) => Ok(queued),
+            Ok(Offered::Queued { first: true }) => {
+                // Write it from this thread when the driver is idle; large
+                // frames are masked and written without the GIL.
+                let written = if weight >= DETACH_THRESHOLD_BYTES {
+                    py.detach(|| write_now(&self.driver))
+                } else {
+                    write_now(&self.driver)
+                };
+                if !written {
+                    self.shared.driver.wake();
+                }
+                Ok(true)
+            }
+            Ok(Offered::Queued { first: false }) => Ok(true),
+            Ok(Offered::Full) => Ok(false),
             Err(Some(end)) => Err(closed_error(py, end.code, &end.reason)),
             Err(None) => Err(closed_error(py, 1000, "closing")),
         }

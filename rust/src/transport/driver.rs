@@ -11,8 +11,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::{Sink, Stream};
@@ -60,6 +60,11 @@ pub struct Driver {
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     ping_seq: u64,
+    /// The task's waker, so a Python thread writing directly registers the
+    /// task (not itself) for socket readiness.
+    task_waker: Option<Waker>,
+    /// An error hit by a direct write on a Python thread, for the task to report.
+    failed: Option<End>,
 }
 
 impl Driver {
@@ -84,6 +89,8 @@ impl Driver {
             timer: Box::pin(tokio::time::sleep_until(now + Duration::from_secs(3600))),
             timer_at: None,
             ping_seq: 0,
+            task_waker: None,
+            failed: None,
         }
     }
 
@@ -375,15 +382,60 @@ impl Driver {
     }
 }
 
-impl Future for Driver {
+/// The driver behind a mutex: the tokio task polls it, and a Python thread that
+/// just queued a message may write it out directly (see [`write_now`]).
+pub type DriverCell = Mutex<Driver>;
+
+fn lock(cell: &DriverCell) -> std::sync::MutexGuard<'_, Driver> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The tokio task: owns the only strong reference to the driver, so the socket
+/// closes as soon as the task ends, whatever Python still holds.
+pub struct DriverTask(pub Arc<DriverCell>);
+
+impl Future for DriverTask {
     type Output = End;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
-        let this = self.get_mut();
+        let mut this = lock(&self.0);
         this.shared.driver.register(cx.waker());
+        match &this.task_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => this.task_waker = Some(cx.waker().clone()),
+        }
+        if let Some(end) = this.failed.take() {
+            return Poll::Ready(end);
+        }
         match this.poll_once(cx) {
             Ok(()) => Poll::Pending,
             Err(end) => Poll::Ready(end),
         }
     }
+}
+
+/// Write queued messages from the calling (Python) thread, skipping the wake-up
+/// of the tokio thread, which dominates the cost of an isolated send. Returns
+/// `false` when the task must be woken instead: it is busy right now, has not
+/// run yet, or the connection is gone. If the socket is full, what is left
+/// stays queued and the task (whose waker is registered) finishes the job.
+pub fn write_now(cell: &Weak<DriverCell>) -> bool {
+    let Some(cell) = cell.upgrade() else {
+        return false;
+    };
+    let Ok(mut driver) = cell.try_lock() else {
+        return false;
+    };
+    let Some(waker) = driver.task_waker.clone() else {
+        return false;
+    };
+    if driver.failed.is_some() {
+        return false;
+    }
+    let mut cx = Context::from_waker(&waker);
+    if let Err(end) = driver.poll_write(&mut cx) {
+        driver.failed = Some(end);
+        waker.wake();
+    }
+    true
 }
