@@ -507,11 +507,17 @@ mod tests {
     fn outbox_bounds_and_end_reporting() {
         let (sh, _signal) = shared(2, 1 << 20);
         let msg = || Message::Text(Utf8Bytes::from("hi"));
-        assert_eq!(sh.offer(msg(), 2).ok(), Some(true));
-        assert_eq!(sh.offer(msg(), 2).ok(), Some(true));
         assert_eq!(
             sh.offer(msg(), 2).ok(),
-            Some(false),
+            Some(Offered::Queued { first: true })
+        );
+        assert_eq!(
+            sh.offer(msg(), 2).ok(),
+            Some(Offered::Queued { first: false })
+        );
+        assert_eq!(
+            sh.offer(msg(), 2).ok(),
+            Some(Offered::Full),
             "full: caller must wait"
         );
         let mut out = VecDeque::new();
