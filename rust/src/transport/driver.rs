@@ -420,6 +420,13 @@ impl Future for DriverTask {
 /// run yet, or the connection is gone. If the socket is full, what is left
 /// stays queued and the task (whose waker is registered) finishes the job.
 pub fn write_now(cell: &Weak<DriverCell>) -> bool {
+    // `FASTVOICE_TRANSPORT_DIRECT_WRITE=0` turns this off (for measuring it).
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ENABLED
+        .get_or_init(|| std::env::var("FASTVOICE_TRANSPORT_DIRECT_WRITE").as_deref() != Ok("0"))
+    {
+        return false;
+    }
     let Some(cell) = cell.upgrade() else {
         return false;
     };
