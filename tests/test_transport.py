@@ -329,6 +329,23 @@ async def test_insecure_ws_refused_for_remote_hosts() -> None:
         await transport.connect("ws://192.0.2.1:9/", allow_insecure_ws=True, open_timeout=0.2)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"open_timeout": 0},
+        {"open_timeout": float("nan")},
+        {"ping_interval": 1e300},
+        {"ping_timeout": -1},
+        {"close_timeout": float("inf")},
+        {"max_message_size": 0},
+        {"max_queue": 0},
+    ],
+)
+async def test_bad_arguments_are_value_errors(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        await transport.connect("ws://127.0.0.1:9/", **kwargs)  # type: ignore[arg-type]
+
+
 async def test_refused_tcp_is_connect_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

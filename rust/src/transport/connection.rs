@@ -159,14 +159,12 @@ pub fn transport_connect(
     allow_insecure_ws: bool,
     decode_audio: bool,
 ) -> PyResult<PendingConnect> {
-    let secs = |name: &str, v: f64| {
-        if v.is_finite() && v > 0.0 {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(PyValueError::new_err(format!(
-                "{name} must be a positive number of seconds, got {v}"
-            )))
-        }
+    // Bounded so deadline arithmetic (`Instant + Duration`) cannot overflow.
+    let secs = |name: &str, v: f64| match Duration::try_from_secs_f64(v) {
+        Ok(d) if v > 0.0 && v <= 1e9 => Ok(d),
+        _ => Err(PyValueError::new_err(format!(
+            "{name} must be a number of seconds in (0, 1e9], got {v}"
+        ))),
     };
     if max_message_size == 0 || max_queue == 0 || max_queue_bytes == 0 {
         return Err(PyValueError::new_err(
