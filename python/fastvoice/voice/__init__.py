@@ -1,0 +1,56 @@
+"""Voice pipelines: speech in → your workflow → speech out, streamed, online or offline.
+
+```python
+from fastvoice import voice
+pipeline = voice.Pipeline(workflow=voice.SimpleWorkflow(lambda text: [f"You said {text}"]))
+result = await pipeline.run(voice.AudioInput(wav_bytes))
+pcm = await result.collect_audio()  # PCM16 mono 24 kHz
+```
+"""
+
+from fastvoice.voice.config import Config, STTSettings, TTSSettings, TurnDetection
+from fastvoice.voice.events import (
+    NoSpeechError,
+    ProviderUnavailableError,
+    STTError,
+    TTSError,
+    VoiceError,
+    VoiceStreamEvent,
+    VoiceStreamEventAudio,
+    VoiceStreamEventError,
+    VoiceStreamEventLifecycle,
+)
+from fastvoice.voice.input import AudioInput, StreamedAudioInput
+from fastvoice.voice.pipeline import Pipeline
+from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider
+from fastvoice.voice.result import StreamedAudioResult, Turn
+from fastvoice.voice.text import SentenceSplitter, split_sentences
+from fastvoice.voice.workflow import SimpleWorkflow, Workflow
+
+__all__ = [
+    "AudioInput",
+    "Config",
+    "NoSpeechError",
+    "Pipeline",
+    "ProviderUnavailableError",
+    "STTError",
+    "STTModel",
+    "STTSettings",
+    "SentenceSplitter",
+    "SimpleWorkflow",
+    "StreamedAudioInput",
+    "StreamedAudioResult",
+    "TTSError",
+    "TTSModel",
+    "TTSSettings",
+    "Turn",
+    "TurnDetection",
+    "VoiceError",
+    "VoiceModelProvider",
+    "VoiceStreamEvent",
+    "VoiceStreamEventAudio",
+    "VoiceStreamEventError",
+    "VoiceStreamEventLifecycle",
+    "Workflow",
+    "split_sentences",
+]

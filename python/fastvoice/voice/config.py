@@ -1,0 +1,70 @@
+"""Pipeline settings. Every field has a default so `Config()` works as it is.
+
+The model and voice names are OpenAI's; the offline providers map them onto their own
+engines (see `fastvoice.voice.providers.local`), so one `Config` drives either provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Output sample rate of every TTS model: PCM16 mono at 24 kHz, as OpenAI's `pcm` format.
+TTS_SAMPLE_RATE = 24000
+
+
+@dataclass(slots=True)
+class STTSettings:
+    """Speech-to-text settings: the model name and hints that providers may use."""
+
+    model: str = "gpt-4o-transcribe"
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+
+
+@dataclass(slots=True)
+class TTSSettings:
+    """Text-to-speech settings.
+
+    `dtype` chooses the type of `VoiceStreamEventAudio.data`: `None` (the default) gives
+    PCM16 little-endian `bytes`; `"int16"` or `"float32"` (or the numpy dtypes) give numpy
+    arrays, float32 scaled by 1/32768. The audio is always mono at 24 kHz.
+    """
+
+    model: str = "gpt-4o-mini-tts"
+    voice: str = "nova"
+    speed: float | None = None
+    instructions: str | None = None
+    dtype: Any = None
+
+
+@dataclass(slots=True)
+class TurnDetection:
+    """Energy turn detection for `Pipeline.run_streamed` (a placeholder for the native VAD).
+
+    A turn starts once `min_speech_ms` of frames are louder than `threshold_db` (dBFS) and
+    ends after `silence_ms` of quieter frames; `prefix_ms` of audio before the start is kept
+    so the first phoneme is not clipped.
+    """
+
+    threshold_db: float = -40.0
+    min_speech_ms: int = 100
+    silence_ms: int = 700
+    prefix_ms: int = 200
+    frame_ms: int = 20
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything a `Pipeline` needs besides the workflow and the provider.
+
+    `tts_concurrency` bounds how many sentences are synthesised ahead of the one playing:
+    sentence n+1 may be synthesised while n streams out, but no more than this many at once.
+    """
+
+    workflow_name: str = "fastvoice"
+    stt_settings: STTSettings = field(default_factory=STTSettings)
+    tts_settings: TTSSettings = field(default_factory=TTSSettings)
+    turn_detection: TurnDetection = field(default_factory=TurnDetection)
+    tts_concurrency: int = 2

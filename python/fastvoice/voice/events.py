@@ -1,0 +1,61 @@
+"""Events a `StreamedAudioResult` yields, and the errors the pipeline reports through them.
+
+Each event also has openai-agents' `type` string, so consumers written for its `VoicePipeline`
+(`event.type == "voice_stream_event_audio"`) work unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+LifecycleEvent = Literal["turn_started", "turn_ended", "session_ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceStreamEventAudio:
+    """A piece of synthesised speech: PCM16 mono 24 kHz `bytes`, or a numpy array when
+    `TTSSettings.dtype` asks for one. Emitted as soon as the TTS model produced it."""
+
+    data: Any
+    type: ClassVar[str] = "voice_stream_event_audio"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceStreamEventLifecycle:
+    """`turn_started` / `turn_ended` bracket each spoken turn (also a failed one, so they stay
+    paired); `session_ended` comes exactly once, last, also after an error."""
+
+    event: LifecycleEvent
+    type: ClassVar[str] = "voice_stream_event_lifecycle"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceStreamEventError:
+    """A turn failed; the session goes on (streamed input) or ends (single turn)."""
+
+    error: BaseException
+    type: ClassVar[str] = "voice_stream_event_error"
+
+
+VoiceStreamEvent = VoiceStreamEventAudio | VoiceStreamEventLifecycle | VoiceStreamEventError
+
+
+class VoiceError(Exception):
+    """Base class of the errors the voice pipeline and its providers raise."""
+
+
+class NoSpeechError(VoiceError):
+    """The input had no speech to transcribe: it was empty, silent, or nothing was recognised."""
+
+
+class STTError(VoiceError):
+    """The speech-to-text model failed."""
+
+
+class TTSError(VoiceError):
+    """The text-to-speech model failed."""
+
+
+class ProviderUnavailableError(VoiceError, NotImplementedError):
+    """The requested provider cannot be used in this build or environment."""

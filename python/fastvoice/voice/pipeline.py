@@ -1,0 +1,293 @@
+"""The voice pipeline: speech in, the workflow's reply out as speech, streamed.
+
+Per turn: transcribe (STT), run the workflow, split its text into sentences as it streams,
+start TTS on each sentence at once (up to `Config.tts_concurrency` ahead), and emit audio
+events in sentence order as soon as TTS bytes arrive. Errors never escape as exceptions from
+the session task: they become `VoiceStreamEventError`s, and `session_ended` always comes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from fastvoice._fastvoice import AudioFormatError
+from fastvoice.voice._channel import Channel
+from fastvoice.voice._telemetry import _emit
+from fastvoice.voice._vad import EnergyTurnDetector
+from fastvoice.voice.config import Config
+from fastvoice.voice.events import NoSpeechError, STTError, TTSError, VoiceError
+from fastvoice.voice.input import AudioInput, StreamedAudioInput
+from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider, resolve_provider
+from fastvoice.voice.result import StreamedAudioResult, Turn
+from fastvoice.voice.text import stream_sentences
+from fastvoice.voice.workflow import Workflow, text_pieces, workflow_greeting
+
+_Segment = Channel[bytes | BaseException | None]
+
+
+def _output_dtype(dtype: Any) -> str | None:
+    if dtype is None or dtype == "bytes" or dtype is bytes:
+        return None
+    try:
+        name: str = np.dtype(dtype).name
+    except TypeError as exc:
+        raise ValueError(f'TTSSettings.dtype must be None, "int16" or "float32", got {dtype!r}') from exc
+    if name not in ("int16", "float32"):
+        raise ValueError(f'TTSSettings.dtype must be None, "int16" or "float32", got {dtype!r}')
+    return name
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+class Pipeline:
+    """STT → workflow → TTS.
+
+    `provider`: `None` picks OpenAI when an API key is found and the offline providers
+    otherwise; `"local"` / `"openai"` choose; or pass any `VoiceModelProvider`.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        config: Config | None = None,
+        provider: VoiceModelProvider | str | None = None,
+    ) -> None:
+        if not callable(getattr(workflow, "run", None)):
+            raise TypeError(f"workflow must have a run(text) method, got {type(workflow).__name__}")
+        self.workflow = workflow
+        self.config = config if config is not None else Config()
+        if self.config.tts_concurrency < 1:
+            raise ValueError(f"tts_concurrency must be at least 1, got {self.config.tts_concurrency}")
+        self._dtype = _output_dtype(self.config.tts_settings.dtype)
+        self.provider = resolve_provider(provider)
+        self._stt: STTModel | None = None
+        self._tts: TTSModel | None = None
+
+    @property
+    def stt_model(self) -> STTModel:
+        if self._stt is None:
+            self._stt = self.provider.get_stt_model(self.config.stt_settings.model)
+        return self._stt
+
+    @property
+    def tts_model(self) -> TTSModel:
+        if self._tts is None:
+            self._tts = self.provider.get_tts_model(self.config.tts_settings.model)
+        return self._tts
+
+    async def run(self, audio_input: AudioInput) -> StreamedAudioResult:
+        """One turn on a clip (after the greeting turn, if the workflow has one)."""
+        if not isinstance(audio_input, AudioInput):
+            streamed = isinstance(audio_input, StreamedAudioInput)
+            hint = " (use run_streamed for StreamedAudioInput)" if streamed else ""
+            raise TypeError(f"run() takes an AudioInput, got {type(audio_input).__name__}{hint}")
+        return self._start(lambda result: self._single_turn(audio_input, result))
+
+    async def run_streamed(self, audio_input: StreamedAudioInput) -> StreamedAudioResult:
+        """Turns detected in live input, answered one after the other until the input closes.
+
+        Turn detection here is a Python energy detector, a placeholder for the native VAD.
+        A failed turn reports its error and the session goes on with the next one.
+        """
+        if not isinstance(audio_input, StreamedAudioInput):
+            raise TypeError(f"run_streamed() takes a StreamedAudioInput, got {type(audio_input).__name__}")
+        audio_input._claim()
+        return self._start(lambda result: self._streamed_turns(audio_input, result))
+
+    def _start(self, body: Callable[[StreamedAudioResult], Awaitable[None]]) -> StreamedAudioResult:
+        # Resolve the models now: a missing engine is a setup error for the caller, not a turn error.
+        _ = self.stt_model, self.tts_model
+        result = StreamedAudioResult(self._dtype)
+        result._start(self._session(result, body))
+        return result
+
+    async def _session(
+        self, result: StreamedAudioResult, body: Callable[[StreamedAudioResult], Awaitable[None]]
+    ) -> None:
+        meta = {"workflow_name": self.config.workflow_name, "provider": type(self.provider).__name__}
+        t0 = time.perf_counter()
+        _emit(("fastvoice", "voice", "pipeline", "start"), {"system_time": time.time()}, meta)
+        try:
+            try:
+                greeting = workflow_greeting(self.workflow)
+            except Exception as exc:
+                result._error(exc)
+                greeting = None
+            if greeting:
+                await self._turn(result, None, _once(greeting))
+            await body(result)
+        except Exception as exc:  # a bug in a turn's bookkeeping must still end the session
+            result._error(exc)
+        finally:
+            result._lifecycle("session_ended")
+            _emit(
+                ("fastvoice", "voice", "pipeline", "stop"),
+                {
+                    "duration": time.perf_counter() - t0,
+                    "turns": len(result.turns),
+                    "errors": len(result.errors),
+                },
+                meta,
+            )
+
+    async def _single_turn(self, audio_input: AudioInput, result: StreamedAudioResult) -> None:
+        t0 = time.perf_counter()
+        try:
+            transcript = await self._transcribe(audio_input)
+        except Exception as exc:
+            result._error(exc)
+            return
+        await self._turn(result, transcript, self._reply(transcript), time.perf_counter() - t0)
+
+    async def _streamed_turns(self, audio_input: StreamedAudioInput, result: StreamedAudioResult) -> None:
+        detector = EnergyTurnDetector(audio_input.sample_rate, self.config.turn_detection)
+        turns: Channel[bytes | None] = Channel()
+
+        async def segment() -> None:
+            try:
+                async for chunk in audio_input.chunks():
+                    for turn in detector.push(chunk):
+                        turns.put_nowait(turn)
+                if (last := detector.flush()) is not None:
+                    turns.put_nowait(last)
+            except Exception as exc:
+                result._error(exc)
+            finally:
+                turns.put_nowait(None)
+
+        segmenter = asyncio.create_task(segment())
+        try:
+            while (pcm := await turns.get()) is not None:
+                clip = AudioInput(pcm, format="pcm16", sample_rate=audio_input.sample_rate)
+                t0 = time.perf_counter()
+                try:
+                    transcript = await self._transcribe(clip)
+                except Exception as exc:
+                    result._error(exc)
+                    continue
+                await self._turn(result, transcript, self._reply(transcript), time.perf_counter() - t0)
+        finally:
+            segmenter.cancel()
+            await asyncio.gather(segmenter, return_exceptions=True)
+
+    async def _transcribe(self, audio_input: AudioInput) -> str:
+        pcm, rate = audio_input.decode()
+        if not pcm:
+            raise NoSpeechError("the audio input is empty")
+        stt = self.stt_model
+        meta = {"model": stt.model_name}
+        t0 = time.perf_counter()
+        _emit(("fastvoice", "voice", "stt", "start"), {"system_time": time.time()}, meta)
+        try:
+            text = await stt.transcribe(audio_input, self.config.stt_settings)
+        except (VoiceError, AudioFormatError):
+            _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
+            raise
+        except Exception as exc:
+            _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
+            raise STTError(f"speech to text failed: {exc}") from exc
+        _emit(
+            ("fastvoice", "voice", "stt", "complete"),
+            {"duration": time.perf_counter() - t0, "audio_duration": len(pcm) / 2 / rate},
+            {**meta, "transcript": text},
+        )
+        if not isinstance(text, str) or not text.strip():
+            raise NoSpeechError("no speech was recognised in the audio (silence or noise only)")
+        return text.strip()
+
+    async def _reply(self, transcript: str) -> AsyncIterator[str]:
+        # An async generator, so that run() itself is called (and may raise) inside the turn.
+        async for piece in text_pieces(self.workflow.run(transcript)):
+            yield piece
+
+    async def _turn(
+        self,
+        result: StreamedAudioResult,
+        transcript: str | None,
+        pieces: AsyncIterator[str],
+        stt_s: float | None = None,
+    ) -> None:
+        turn = Turn(transcript, stt_s=stt_s)
+        result.turns.append(turn)
+        result._lifecycle("turn_started")
+        try:
+            await self._speak(result, turn, pieces)
+        except Exception as exc:
+            result._error(exc)
+        finally:
+            result._lifecycle("turn_ended")
+
+    async def _speak(self, result: StreamedAudioResult, turn: Turn, pieces: AsyncIterator[str]) -> None:
+        """Sentences → concurrent TTS tasks → audio events in sentence order."""
+        limit = asyncio.Semaphore(self.config.tts_concurrency)
+        segments: Channel[_Segment | BaseException | None] = Channel()
+        tasks: list[asyncio.Task[None]] = []
+
+        async def produce() -> None:
+            try:
+                async for sentence in stream_sentences(pieces):
+                    turn.sentences.append(sentence)
+                    queue: _Segment = Channel()
+                    tasks.append(asyncio.create_task(self._synthesize(sentence, queue, limit)))
+                    segments.put_nowait(queue)
+            except Exception as exc:
+                segments.put_nowait(exc)
+            finally:
+                segments.put_nowait(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (segment := await segments.get()) is not None:
+                if isinstance(segment, BaseException):
+                    raise segment
+                carry = b""  # providers may split a sample across chunks: emit whole samples only
+                while (chunk := await segment.get()) is not None:
+                    if isinstance(chunk, BaseException):
+                        raise chunk
+                    data = carry + chunk if carry else chunk
+                    cut = len(data) & ~1
+                    carry = data[cut:]
+                    if cut:
+                        if turn.first_audio_s is None:
+                            turn.first_audio_s = time.perf_counter() - turn.started
+                        result._audio(data[:cut])
+        finally:
+            for task in (producer, *tasks):
+                task.cancel()
+            await asyncio.gather(producer, *tasks, return_exceptions=True)
+
+    async def _synthesize(self, sentence: str, queue: _Segment, limit: asyncio.Semaphore) -> None:
+        tts = self.tts_model
+        meta = {"model": tts.model_name, "text": sentence}
+        try:
+            async with limit:
+                t0 = time.perf_counter()
+                total = 0
+                first: float | None = None
+                _emit(("fastvoice", "voice", "tts", "start"), {"system_time": time.time()}, meta)
+                async for chunk in tts.run(sentence, self.config.tts_settings):
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    total += len(chunk)
+                    _emit(("fastvoice", "voice", "tts", "chunk"), {"bytes": len(chunk)}, meta)
+                    queue.put_nowait(bytes(chunk))
+                _emit(
+                    ("fastvoice", "voice", "tts", "complete"),
+                    {"duration": time.perf_counter() - t0, "bytes": total, "first_chunk": first or 0.0},
+                    meta,
+                )
+        except VoiceError as exc:
+            queue.put_nowait(exc)
+        except Exception as exc:
+            err = TTSError(f"text to speech failed: {exc}")
+            err.__cause__ = exc
+            queue.put_nowait(err)
+        finally:
+            queue.put_nowait(None)

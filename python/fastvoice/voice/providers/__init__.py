@@ -1,0 +1,105 @@
+"""The provider interface: how a pipeline reaches speech-to-text and text-to-speech models.
+
+Implement `STTModel`, `TTSModel` and a `VoiceModelProvider` that hands them out by name to
+plug in any engine; `fastvoice.voice.providers.local` is the offline one.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastvoice.voice.config import STTSettings, TTSSettings
+from fastvoice.voice.events import ProviderUnavailableError
+
+if TYPE_CHECKING:
+    from fastvoice.voice.input import AudioInput
+
+logger = logging.getLogger("fastvoice")
+
+
+class STTModel(abc.ABC):
+    """Speech to text for one clip."""
+
+    @property
+    @abc.abstractmethod
+    def model_name(self) -> str: ...
+
+    @abc.abstractmethod
+    async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
+        """The transcript of `audio` (PCM16 mono at `audio.sample_rate`, see `AudioInput.decode`).
+
+        Returns "" when nothing was recognised; raises on failure. Long CPU work must not
+        block the event loop (run it in a thread).
+        """
+
+
+class TTSModel(abc.ABC):
+    """Text to speech, streamed."""
+
+    @property
+    @abc.abstractmethod
+    def model_name(self) -> str: ...
+
+    @abc.abstractmethod
+    def run(self, text: str, settings: TTSSettings) -> AsyncIterator[bytes]:
+        """PCM16 little-endian mono 24 kHz audio of `text`, yielded as it is produced."""
+
+
+class VoiceModelProvider(abc.ABC):
+    """Hands out models by name (`None`: the provider's default)."""
+
+    @abc.abstractmethod
+    def get_stt_model(self, name: str | None) -> STTModel: ...
+
+    @abc.abstractmethod
+    def get_tts_model(self, name: str | None) -> TTSModel: ...
+
+
+def find_api_key() -> str | None:
+    """The OpenAI key by fastvoice's precedence (shared with realtime): `CODEX_API_KEY`, then
+    `OPENAI_API_KEY` in `auth.json` under `CODEX_HOME` (default `~/.codex`), then `OPENAI_API_KEY`."""
+    from fastvoice.realtime.auth import resolve_api_key
+
+    return resolve_api_key()
+
+
+def _openai_provider() -> VoiceModelProvider:
+    raise ProviderUnavailableError(
+        "the OpenAI voice provider is not in this build of fastvoice; "
+        'use provider="local" for the offline providers'
+    )
+
+
+def _local_provider() -> VoiceModelProvider:
+    from fastvoice.voice.providers.local import LocalVoiceProvider
+
+    return LocalVoiceProvider()
+
+
+def resolve_provider(provider: VoiceModelProvider | str | None) -> VoiceModelProvider:
+    """`None`: OpenAI when an API key is found, else the offline providers (logged);
+    `"local"` / `"openai"`: that one; a `VoiceModelProvider`: itself."""
+    if isinstance(provider, VoiceModelProvider):
+        return provider
+    if provider is None:
+        if find_api_key() is not None:
+            return _openai_provider()
+        logger.info("no API key found, using offline providers")
+        return _local_provider()
+    if provider == "local":
+        return _local_provider()
+    if provider == "openai":
+        return _openai_provider()
+    raise ValueError(f'provider must be "openai", "local", None or a VoiceModelProvider, got {provider!r}')
+
+
+__all__ = [
+    "STTModel",
+    "TTSModel",
+    "VoiceModelProvider",
+    "find_api_key",
+    "resolve_provider",
+]
