@@ -151,6 +151,16 @@ async def test_echo_text_and_binary(size: int) -> None:
     assert isinstance(got_data, bytes) and got_data == data
 
 
+async def test_send_bytes_accepts_bytes_like_objects() -> None:
+    data = bytes(range(256)) * 3
+    async with Peer(_echo) as peer, transport.connect(peer.url) as conn:
+        for obj in (data, bytearray(data), memoryview(data), np.frombuffer(data, dtype=np.uint8)):
+            await conn.send_bytes(obj)  # type: ignore[arg-type]
+            assert await conn.recv() == data
+        with pytest.raises(TypeError):
+            await conn.send_bytes("text is not bytes")  # type: ignore[arg-type]
+
+
 async def test_recv_batch_returns_everything_buffered_and_async_for_ends_cleanly() -> None:
     async def burst(ws: ServerConnection) -> None:
         for i in range(100):

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyBytes, PyList, PyString};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
@@ -361,11 +361,16 @@ impl NativeConnection {
 
     /// Queue a binary frame from any bytes-like object.
     fn send_bytes(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let buf = AudioBuffer::get(data)?;
-        let bytes = buf.bytes();
-        self.check_size(py, bytes.len())?;
-        let len = bytes.len();
-        let payload = owned(py, bytes);
+        // `bytes` is the common case: read it directly, no buffer view.
+        let payload = if let Ok(b) = data.cast_exact::<PyBytes>() {
+            self.check_size(py, b.as_bytes().len())?;
+            owned(py, b.as_bytes())
+        } else {
+            let buf = AudioBuffer::get(data)?;
+            self.check_size(py, buf.bytes().len())?;
+            owned(py, buf.bytes())
+        };
+        let len = payload.len();
         self.offer(py, Message::Binary(payload), len)
     }
 
