@@ -27,7 +27,8 @@ class LoopWaker:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        # One future per id in the common case; a list when several tasks wait on one connection.
+        self._waiters: dict[int, asyncio.Future[None] | list[asyncio.Future[None]]] = {}
         if os.environ.get("FASTVOICE_TRANSPORT_WAKE") == "call_soon":
             self._native = _fastvoice.TransportLoopWaker(functools.partial(_call_soon, loop, self._on_wake))
         else:
@@ -43,27 +44,33 @@ class LoopWaker:
     def _on_wake(self) -> None:
         waiters = self._waiters
         for ident in self._native.drain():
-            futs = waiters.pop(ident, None)
-            if futs is not None:
-                for fut in futs:
+            entry = waiters.pop(ident, None)
+            if entry is None:
+                continue
+            if isinstance(entry, list):
+                for fut in entry:
                     if not fut.done():
                         fut.set_result(None)
+            elif not entry.done():
+                entry.set_result(None)
 
-    async def wait(self, ident: int) -> None:
-        """Wait until connection `ident` is signalled (the caller armed it just before)."""
-        if asyncio.get_running_loop() is not self._loop:
+    def wait(self, ident: int) -> asyncio.Future[None]:
+        """A future resolved when connection `ident` is signalled (the caller armed it just
+        before). A plain function, not a coroutine: this is on every receive that has to wait.
+        Cancelled futures are dropped at the next signal for the id, or replaced right here."""
+        loop = self._loop
+        if asyncio.get_running_loop() is not loop:
             raise RuntimeError("a fastvoice transport object was used from a different event loop")
-        fut: asyncio.Future[None] = self._loop.create_future()
-        self._waiters.setdefault(ident, []).append(fut)
-        try:
-            await fut
-        finally:
-            if not fut.done() or fut.cancelled():
-                futs = self._waiters.get(ident)
-                if futs is not None and fut in futs:
-                    futs.remove(fut)
-                    if not futs:
-                        del self._waiters[ident]
+        fut: asyncio.Future[None] = loop.create_future()
+        entry = self._waiters.get(ident)
+        if entry is None or (not isinstance(entry, list) and entry.done()):
+            self._waiters[ident] = fut
+        elif isinstance(entry, list):
+            entry[:] = [f for f in entry if not f.done()]
+            entry.append(fut)
+        else:
+            self._waiters[ident] = [entry, fut]
+        return fut
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, cb: Callable[[], None]) -> None:
