@@ -133,6 +133,25 @@ def test_parse_audio_delta_matches_json_and_base64(kind: str) -> None:
         assert (d.output_index, d.content_index) == (2, 5)
 
 
+@pytest.mark.parametrize("item_id", ["", "x" * 46, "y" * 47, "é" * 23, "é" * 24, "item_" + "z" * 200])
+def test_ids_of_every_length_and_encoding(item_id: str) -> None:
+    """Short ids are stored inline, long or escaped ones on the heap: both must round-trip."""
+    for ensure_ascii in (True, False):
+        frame = json.dumps(delta_event(b"\x00\x00", item_id=item_id), ensure_ascii=ensure_ascii)
+        d = parse_audio_delta(frame.encode())
+        assert d is not None and d.item_id == item_id
+
+
+def test_large_frames_take_the_gil_released_path() -> None:
+    """10 s of audio (frames far above the 32 KiB threshold) in both directions."""
+    pcm = np.random.default_rng(7).integers(-32768, 32768, 240_000, dtype=np.int16)
+    frame = append_frame(pcm)
+    assert frame == reference_frame(pcm.tobytes())
+    d = parse_audio_delta(json.dumps(delta_event(pcm.tobytes())))
+    assert d is not None and d.pcm == pcm.tobytes() and len(d) == 240_000
+    assert d.duration_ms() == pytest.approx(10_000)
+
+
 def test_parse_audio_delta_agrees_with_openai_server_event_model() -> None:
     pcm = np.arange(480, dtype=np.int16).tobytes()
     frame = json.dumps(delta_event(pcm))
@@ -209,6 +228,8 @@ def _malformed(**change: Any) -> str:
         (_malformed(content_index=1.5), '"content_index"'),
         (_malformed(content_index=True), '"content_index"'),
         (_malformed(content_index=2**70), '"content_index"'),
+        (_malformed(output_index=float("-inf")), '"output_index"'),  # found by the fuzzer
+        (_malformed(output_index=float("nan")), '"output_index"'),
         (_malformed(event_id=3), '"event_id"'),
         (_malformed()[:-5], "malformed JSON"),
         (_malformed().replace('"item_id": "', '"item_id": "\\ud800'), '"item_id"'),
@@ -269,6 +290,9 @@ def expected_outcome(frame: str | bytes) -> Any:
         for name in ("item_id", "response_id"):
             assert isinstance(obj[name], str)
         assert isinstance(obj.get("event_id"), str | None)
+        # Documented limit: ids with lone surrogate escapes (json gives a str Rust cannot hold) raise.
+        for name in ("item_id", "response_id", "event_id"):
+            assert not any(0xD800 <= ord(c) <= 0xDFFF for c in obj.get(name) or "")
         for name in ("output_index", "content_index"):
             value = obj[name]
             assert type(value) is int and -(2**63) <= value < 2**63
@@ -347,6 +371,17 @@ def test_fuzz_random_objects(obj: dict[str, Any], type_value: Any) -> None:
 def test_fuzz_random_bytes_never_crash(data: bytes) -> None:
     check(data)
     check(b'{"type":"response.audio.delta",' + data)
+
+
+@FUZZ
+@given(delta_frames(), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4))
+def test_fuzz_mutated_frames(frame: str, edits: list[tuple[int, int]]) -> None:
+    """Valid frames with a few bytes overwritten (this found the lone-surrogate case)."""
+    data = bytearray(frame.encode())
+    for pos, value in edits:
+        if data:
+            data[pos % len(data)] = value
+    check(bytes(data))
 
 
 @FUZZ

@@ -233,7 +233,9 @@ def parse_audio_delta(frame: str | bytes) -> AudioDelta | None:
 
     Returns None for every other frame, including text that is not JSON. Raises
     `AudioFormatError` if the frame is an audio delta but malformed (broken JSON, missing or
-    mistyped members, invalid base64, odd decoded length). No Python dict is built.
+    mistyped members, invalid or non-canonical base64, odd decoded length, an id with a lone
+    UTF-16 surrogate escape). Field order, whitespace, JSON escapes (including `\\/` in the
+    payload) and unknown members are handled like `json.loads`. No Python dict is built.
     """
 
 @final

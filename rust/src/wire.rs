@@ -7,7 +7,9 @@
 //!
 //! Contract used by the transport (`crate::transport`):
 //! - `pub fn write_append_frame(pcm: &[i16], out: &mut Vec<u8>)` appends the exact
-//!   bytes of `{"type":"input_audio_buffer.append","audio":"<base64 of pcm LE>"}`.
+//!   bytes of `{"type":"input_audio_buffer.append","audio":"<base64 of pcm LE>"}`
+//!   (`write_append_frame_f32` converts floats on the way; `append_frame_len`
+//!   gives the exact size for pre-allocation).
 //! - `pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireError>`
 //!   recognises `response.output_audio.delta` / `response.audio.delta` frames.
 //! - `AudioDelta` (the pyclass) has `AudioDelta::from_parts(parts) -> AudioDelta`.
@@ -21,14 +23,16 @@
 
 mod py;
 mod scan;
+mod text;
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
-use base64_simd::{AsOut, STANDARD};
+use base64_simd::{Out, STANDARD};
 use memchr::memchr;
 use pyo3::prelude::*;
 
-use crate::pcm::{f32_to_i16, f64_to_i16};
+use crate::pcm::{f32_to_i16_fast, f64_to_i16};
 
 pub use py::AudioDelta;
 pub use scan::DeltaKind;
@@ -158,34 +162,25 @@ impl Pcm<'_> {
     /// Feed the PCM16 bytes to `emit` in pieces whose lengths are multiples of
     /// 3 except the last, converting floats through a stack block.
     fn for_each_chunk(self, mut emit: impl FnMut(&[u8])) {
-        let mut block = [0i16; BLOCK];
         match self {
             Pcm::Le(bytes) => emit(bytes),
             Pcm::I16(s) if cfg!(target_endian = "little") => emit(i16_bytes(s)),
-            Pcm::I16(s) => {
-                for chunk in s.chunks(BLOCK) {
-                    let out = block.get_mut(..chunk.len()).unwrap_or_default();
-                    out.iter_mut().zip(chunk).for_each(|(d, s)| *d = s.to_le());
-                    emit(i16_bytes(out));
-                }
-            }
-            Pcm::F32(s) => {
-                for chunk in s.chunks(BLOCK) {
-                    let out = block.get_mut(..chunk.len()).unwrap_or_default();
-                    convert_f32(chunk, out);
-                    out.iter_mut().for_each(|d| *d = d.to_le());
-                    emit(i16_bytes(out));
-                }
-            }
-            Pcm::F64(s) => {
-                for chunk in s.chunks(BLOCK) {
-                    let out = block.get_mut(..chunk.len()).unwrap_or_default();
-                    convert_f64(chunk, out);
-                    out.iter_mut().for_each(|d| *d = d.to_le());
-                    emit(i16_bytes(out));
-                }
-            }
+            Pcm::I16(s) => in_blocks(s, |src, dst| dst.copy_from_slice(src), emit),
+            Pcm::F32(s) => in_blocks(s, convert_f32, emit),
+            Pcm::F64(s) => in_blocks(s, convert_f64, emit),
         }
+    }
+}
+
+/// Convert `src` to PCM16 a stack block at a time and emit each block's
+/// little-endian bytes (no heap buffer, nothing allocated per call).
+fn in_blocks<T>(src: &[T], convert: impl Fn(&[T], &mut [i16]), mut emit: impl FnMut(&[u8])) {
+    let mut block = [0i16; BLOCK];
+    for chunk in src.chunks(BLOCK) {
+        let out = block.get_mut(..chunk.len()).unwrap_or_default();
+        convert(chunk, out);
+        out.iter_mut().for_each(|d| *d = d.to_le());
+        emit(i16_bytes(out));
     }
 }
 
@@ -196,24 +191,32 @@ fn write_frame(pcm: Pcm<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(APPEND_SUFFIX);
 }
 
-/// Fill `dst`, which must be exactly `append_frame_len(pcm.byte_len())` long,
-/// with the append frame (the Python path writes into a fresh `bytes` object).
-pub(crate) fn fill_append_frame(pcm: Pcm<'_>, dst: &mut [u8]) {
-    let (head, rest) = dst.split_at_mut(APPEND_PREFIX.len().min(dst.len()));
-    head.copy_from_slice(APPEND_PREFIX.get(..head.len()).unwrap_or_default());
-    let mut at = 0;
+/// Write the append frame into `dst` (normally exactly
+/// `append_frame_len(pcm.byte_len())` long, uninitialised: the Python path
+/// writes straight into a fresh `bytes` object). Returns the bytes written,
+/// which equals `dst.len()` when the length was right.
+pub(crate) fn fill_append_frame(pcm: Pcm<'_>, dst: &mut [MaybeUninit<u8>]) -> usize {
+    let mut at = put(dst, 0, APPEND_PREFIX);
     pcm.for_each_chunk(|bytes| {
         let n = STANDARD.encoded_length(bytes.len());
-        if let Some(slot) = rest.get_mut(at..at + n) {
-            let _ = STANDARD.encode(bytes, slot.as_out());
+        if let Some(slot) = dst.get_mut(at..at + n) {
+            let _ = STANDARD.encode(bytes, Out::from_uninit_slice(slot));
+            at += n;
         }
-        at += n;
     });
-    if let Some(tail) = rest.get_mut(at..) {
-        let n = tail.len().min(APPEND_SUFFIX.len());
-        tail.get_mut(..n)
-            .unwrap_or_default()
-            .copy_from_slice(APPEND_SUFFIX.get(..n).unwrap_or_default());
+    put(dst, at, APPEND_SUFFIX)
+}
+
+/// Copy `src` into `dst` at `at` if it fits; returns the new end.
+fn put(dst: &mut [MaybeUninit<u8>], at: usize, src: &[u8]) -> usize {
+    match dst.get_mut(at..at + src.len()) {
+        Some(slot) => {
+            slot.iter_mut().zip(src).for_each(|(d, &s)| {
+                d.write(s);
+            });
+            at + src.len()
+        }
+        None => at,
     }
 }
 
@@ -224,9 +227,10 @@ fn i16_bytes(s: &[i16]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
 }
 
-/// Float to PCM16 with the crate rule. `round()` is a libm call per sample on
-/// baseline x86-64 but a handful of vector instructions once SSE4.1 is allowed,
-/// so the same loop is also compiled for AVX2 and picked at run time (5-10x).
+/// Float to PCM16 with the crate rule, via `pcm::f32_to_i16_fast` (equal to
+/// `pcm::f32_to_i16` for every input, and free of the libm `round` call and
+/// saturating cast that keep the plain rule from vectorising). The loop is also
+/// compiled for AVX2 and picked at run time, for twice the vector width.
 pub(crate) fn convert_f32(src: &[f32], dst: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
@@ -240,7 +244,7 @@ pub(crate) fn convert_f32(src: &[f32], dst: &mut [i16]) {
 fn convert_f32_portable(src: &[f32], dst: &mut [i16]) {
     dst.iter_mut()
         .zip(src)
-        .for_each(|(d, &s)| *d = f32_to_i16(s));
+        .for_each(|(d, &s)| *d = f32_to_i16_fast(s));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -249,6 +253,9 @@ fn convert_f32_avx2(src: &[f32], dst: &mut [i16]) {
     convert_f32_portable(src, dst);
 }
 
+/// Double to PCM16 with the crate rule. `round()` is a libm call per sample on
+/// baseline x86-64 but a few vector instructions once SSE4.1 is allowed, so the
+/// loop is also compiled for AVX2 and picked at run time (about 2.5x).
 pub(crate) fn convert_f64(src: &[f64], dst: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
@@ -283,20 +290,20 @@ pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireEr
     })?;
     Ok(Some(AudioDeltaParts {
         kind: raw.kind,
-        event_id: raw.event_id.map(|t| text(t, "event_id")).transpose()?,
-        item_id: text(raw.item_id, "item_id")?,
-        response_id: text(raw.response_id, "response_id")?,
+        event_id: raw
+            .event_id
+            .map(|t| owned_text(t, "event_id"))
+            .transpose()?,
+        item_id: owned_text(raw.item_id, "item_id")?,
+        response_id: owned_text(raw.response_id, "response_id")?,
         output_index: raw.output_index,
         content_index: raw.content_index,
         pcm,
     }))
 }
 
-pub(crate) fn text(t: scan::Text<'_>, field: &'static str) -> Result<String, WireError> {
-    let mut s = String::new();
-    t.decode_into(&mut s)
-        .map_err(|()| WireError::BadText(field))?;
-    Ok(s)
+pub(crate) fn owned_text(t: text::Text<'_>, field: &'static str) -> Result<String, WireError> {
+    t.to_owned_string().map_err(|()| WireError::BadText(field))
 }
 
 /// Decode the base64 payload of a delta. `decode(text, len)` allocates `len`
@@ -319,7 +326,7 @@ pub(crate) fn decode_delta<T, E: From<WireError>>(
     let unescaped;
     let text = if memchr(b'\\', b64).is_some() {
         let mut buf = Vec::with_capacity(b64.len());
-        scan::unescape(b64, &mut buf).map_err(|()| WireError::Base64)?;
+        text::unescape(b64, &mut buf).map_err(|()| WireError::Base64)?;
         unescaped = buf;
         &unescaped[..]
     } else {

@@ -6,35 +6,90 @@
 //! returned `bytes`, ids stay Rust strings until someone asks for them, and no
 //! numpy array is made unless `samples()` is called.
 
-use base64_simd::{AsOut, STANDARD};
+use std::mem::MaybeUninit;
+
+use base64_simd::{Out, STANDARD};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyString};
 
 use super::{
-    append_frame_len, decode_delta, fill_append_frame, scan, text, AudioDeltaParts, DeltaKind, Pcm,
+    append_frame_len, decode_delta, fill_append_frame, owned_text, scan, text::Text,
+    AudioDeltaParts, DeltaKind, Pcm, WireError,
 };
-use crate::buffer::{cast_or_copy, new_bytes_with, pcm16_from_bytes, AudioBuffer, SampleFormat};
+use crate::buffer::{
+    cast_or_copy, pcm16_from_bytes, AudioBuffer, SampleFormat, DETACH_THRESHOLD_BYTES,
+};
 use crate::errors::audio_err;
 use crate::pcm::i16_to_f32;
 
 /// One decoded `response.output_audio.delta` / `response.audio.delta` event.
 ///
 /// Frozen: it is a value, and being immutable lets it cross threads freely.
-/// The PCM lives either in a Python `bytes` (made while parsing in Python) or
-/// in a Rust `Vec` (from the transport), turned into `bytes` once on demand.
 #[pyclass(frozen, module = "fastvoice._fastvoice", name = "AudioDelta")]
 pub struct AudioDelta {
     kind: DeltaKind,
-    event_id: Option<String>,
-    item_id: String,
-    response_id: String,
+    event_id: Option<Id>,
+    item_id: Id,
+    response_id: Id,
     output_index: i64,
     content_index: i64,
-    pcm_vec: Vec<u8>,
-    pcm_obj: PyOnceLock<Py<PyBytes>>,
+    pcm: Payload,
+}
+
+/// Bytes an id keeps inline; Realtime ids are about 25 bytes.
+const INLINE_ID: usize = 46;
+
+/// An id string, inline when short so that parsing a delta allocates nothing
+/// beyond the Python objects it returns.
+enum Id {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
+
+impl Id {
+    fn parse(t: Text<'_>, field: &'static str) -> Result<Id, WireError> {
+        if !t.escaped && t.raw.len() <= INLINE_ID && std::str::from_utf8(t.raw).is_ok() {
+            let mut bytes = [0; INLINE_ID];
+            bytes
+                .get_mut(..t.raw.len())
+                .unwrap_or_default()
+                .copy_from_slice(t.raw);
+            return Ok(Id::Inline {
+                len: t.raw.len() as u8,
+                bytes,
+            });
+        }
+        Ok(Id::Heap(owned_text(t, field)?.into_boxed_str()))
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only valid UTF-8 is ever stored (checked in `parse`).
+            Id::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Id::Heap(s) => s,
+        }
+    }
+}
+
+impl From<String> for Id {
+    fn from(s: String) -> Id {
+        Id::Heap(s.into_boxed_str())
+    }
+}
+
+/// Where the payload lives.
+enum Payload {
+    /// Decoded straight into a `bytes` object (parsing from Python).
+    Bytes(Py<PyBytes>),
+    /// Decoded by Rust code without the GIL; the `bytes` is made on first use.
+    Vec(Vec<u8>, PyOnceLock<Py<PyBytes>>),
 }
 
 impl AudioDelta {
@@ -42,21 +97,20 @@ impl AudioDelta {
     pub fn from_parts(parts: AudioDeltaParts) -> AudioDelta {
         AudioDelta {
             kind: parts.kind,
-            event_id: parts.event_id,
-            item_id: parts.item_id,
-            response_id: parts.response_id,
+            event_id: parts.event_id.map(Id::from),
+            item_id: Id::from(parts.item_id),
+            response_id: Id::from(parts.response_id),
             output_index: parts.output_index,
             content_index: parts.content_index,
-            pcm_vec: parts.pcm,
-            pcm_obj: PyOnceLock::new(),
+            pcm: Payload::Vec(parts.pcm, PyOnceLock::new()),
         }
     }
 
     /// The PCM16 little-endian payload.
     pub fn pcm_bytes<'a>(&'a self, py: Python<'_>) -> &'a [u8] {
-        match self.pcm_obj.get(py) {
-            Some(obj) => obj.as_bytes(py),
-            None => &self.pcm_vec,
+        match &self.pcm {
+            Payload::Bytes(obj) => obj.as_bytes(py),
+            Payload::Vec(vec, _) => vec,
         }
     }
 }
@@ -71,17 +125,17 @@ impl AudioDelta {
 
     #[getter]
     fn event_id(&self) -> Option<&str> {
-        self.event_id.as_deref()
+        self.event_id.as_ref().map(Id::as_str)
     }
 
     #[getter]
     fn item_id(&self) -> &str {
-        &self.item_id
+        self.item_id.as_str()
     }
 
     #[getter]
     fn response_id(&self) -> &str {
-        &self.response_id
+        self.response_id.as_str()
     }
 
     #[getter]
@@ -97,9 +151,12 @@ impl AudioDelta {
     /// The decoded PCM16 little-endian bytes (the same object on every access).
     #[getter]
     fn pcm(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.pcm_obj
-            .get_or_init(py, || PyBytes::new(py, &self.pcm_vec).unbind())
-            .clone_ref(py)
+        match &self.pcm {
+            Payload::Bytes(obj) => obj.clone_ref(py),
+            Payload::Vec(vec, cell) => cell
+                .get_or_init(py, || PyBytes::new(py, vec).unbind())
+                .clone_ref(py),
+        }
     }
 
     /// The samples as a new numpy array: int16 as sent, or float32 in [-1, 1).
@@ -143,13 +200,13 @@ impl AudioDelta {
             "AudioDelta(type={:?}, item_id={:?}, response_id={:?}, output_index={}, \
              content_index={}, event_id={}, samples={})",
             self.kind.as_str(),
-            self.item_id,
-            self.response_id,
+            self.item_id.as_str(),
+            self.response_id.as_str(),
             self.output_index,
             self.content_index,
             self.event_id
                 .as_ref()
-                .map_or_else(|| "None".to_owned(), |e| format!("{e:?}")),
+                .map_or_else(|| "None".to_owned(), |e| format!("{:?}", e.as_str())),
             self.pcm_bytes(py).len() / 2,
         )
     }
@@ -189,9 +246,45 @@ fn pcm16_bytes(bytes: &[u8]) -> PyResult<&[u8]> {
 }
 
 fn frame_bytes<'py>(py: Python<'py>, pcm: Pcm<'_>) -> PyResult<Bound<'py, PyBytes>> {
-    new_bytes_with(py, append_frame_len(pcm.byte_len()), |dst| {
-        fill_append_frame(pcm, dst)
-    })
+    let len = append_frame_len(pcm.byte_len());
+    new_bytes_uninit(py, len, |dst| fill_append_frame(pcm, dst) == len)?
+        .ok_or_else(|| audio_err("internal error: append frame length mismatch"))
+}
+
+/// A new `bytes` of `len` bytes written by `fill` straight into the object,
+/// skipping the zero-fill `PyBytes::new_with` does (about a fifth of the cost
+/// of a 100 ms frame). `fill` must initialise all of it and return true, or
+/// return false, in which case the object is discarded unseen. The GIL is
+/// released for large fills.
+fn new_bytes_uninit<'py, F>(
+    py: Python<'py>,
+    len: usize,
+    fill: F,
+) -> PyResult<Option<Bound<'py, PyBytes>>>
+where
+    F: FnOnce(&mut [MaybeUninit<u8>]) -> bool + Send,
+{
+    let size = ffi::Py_ssize_t::try_from(len).map_err(|_| audio_err("frame too large"))?;
+    // SAFETY: a NULL source asks CPython for an uninitialised bytes object of
+    // `len` bytes that we own; nothing else can see it before we return it.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))?
+            .cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: the buffer of a bytes object is `len` writable bytes that live as
+    // long as `obj`; viewing them as `MaybeUninit` makes no claim about contents.
+    let buf = unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::PyBytes_AsString(obj.as_ptr()).cast::<MaybeUninit<u8>>(),
+            len,
+        )
+    };
+    let ok = if len >= DETACH_THRESHOLD_BYTES {
+        py.detach(|| fill(buf))
+    } else {
+        fill(buf)
+    };
+    Ok(ok.then_some(obj))
 }
 
 /// Recognise a Realtime audio delta frame (`str` or `bytes`) and decode it;
@@ -226,23 +319,20 @@ fn parse_frame(py: Python<'_>, frame: &[u8]) -> PyResult<Option<AudioDelta>> {
         return Ok(None);
     };
     let pcm = decode_delta(raw.delta, |b64, len| {
-        let mut ok = false;
-        let bytes = new_bytes_with(py, len, |dst| {
-            ok = STANDARD.decode(b64, dst.as_out()).is_ok();
-        })?;
-        Ok::<_, PyErr>(ok.then_some(bytes))
+        new_bytes_uninit(py, len, |dst| {
+            STANDARD
+                .decode(b64, Out::from_uninit_slice(dst))
+                .is_ok_and(|out| out.len() == len)
+        })
     })?;
-    let pcm_obj = PyOnceLock::new();
-    let _ = pcm_obj.set(py, pcm.unbind());
     Ok(Some(AudioDelta {
         kind: raw.kind,
-        event_id: raw.event_id.map(|t| text(t, "event_id")).transpose()?,
-        item_id: text(raw.item_id, "item_id")?,
-        response_id: text(raw.response_id, "response_id")?,
+        event_id: raw.event_id.map(|t| Id::parse(t, "event_id")).transpose()?,
+        item_id: Id::parse(raw.item_id, "item_id")?,
+        response_id: Id::parse(raw.response_id, "response_id")?,
         output_index: raw.output_index,
         content_index: raw.content_index,
-        pcm_vec: Vec::new(),
-        pcm_obj,
+        pcm: Payload::Bytes(pcm.unbind()),
     }))
 }
 

@@ -19,6 +19,7 @@
 
 use memchr::memchr;
 
+use super::text::{escape_len, find_special, Text};
 use super::WireError;
 
 /// Which of the two audio delta event names a frame carries.
@@ -44,31 +45,6 @@ impl DeltaKind {
             b"response.audio.delta" => Some(DeltaKind::Beta),
             _ => None,
         }
-    }
-}
-
-/// The raw contents of a JSON string (between the quotes), still escaped if
-/// `escaped` is set.
-#[derive(Clone, Copy, Debug)]
-pub struct Text<'a> {
-    pub raw: &'a [u8],
-    pub escaped: bool,
-}
-
-impl Text<'_> {
-    /// Decode into `out` (cleared first). Fails on lone surrogates, which a Rust
-    /// `String` cannot hold.
-    pub fn decode_into(&self, out: &mut String) -> Result<(), ()> {
-        out.clear();
-        if !self.escaped {
-            // The scanner validated UTF-8 for every string it returns as `Text`.
-            out.push_str(std::str::from_utf8(self.raw).map_err(|_| ())?);
-            return Ok(());
-        }
-        let mut bytes = std::mem::take(out).into_bytes();
-        unescape(self.raw, &mut bytes)?;
-        *out = String::from_utf8(bytes).map_err(|_| ())?;
-        Ok(())
     }
 }
 
@@ -369,8 +345,12 @@ impl<'a> Cursor<'a> {
                 Ok(())
             }
             Key::OutputIndex | Key::ContentIndex => {
+                let neg_inf = self
+                    .b
+                    .get(self.i..)
+                    .is_some_and(|r| r.starts_with(b"-Infinity"));
                 let slot = match next {
-                    Some(b'-' | b'0'..=b'9') => {
+                    Some(b'-' | b'0'..=b'9') if !neg_inf => {
                         let start = self.i;
                         self.number()?;
                         Slot::Found(self.b.get(start..self.i).unwrap_or_default())
@@ -537,19 +517,18 @@ impl<'a> Cursor<'a> {
         let mut escaped = false;
         let mut ascii = true;
         loop {
-            match self.peek() {
-                None => return Err(Syntax(self.i)),
+            let rest = self.b.get(self.i..).unwrap_or_default();
+            let (off, high) = find_special(rest);
+            ascii &= !high;
+            self.i += off;
+            match rest.get(off) {
                 Some(b'"') => break,
                 Some(b'\\') => {
                     escaped = true;
-                    self.i += escape_len(self.b.get(self.i..).unwrap_or_default())
-                        .ok_or(Syntax(self.i))?;
+                    let len = escape_len(rest.get(off..).unwrap_or_default());
+                    self.i += len.ok_or(Syntax(self.i))?;
                 }
-                Some(0..=0x1f) => return Err(Syntax(self.i)),
-                Some(c) => {
-                    ascii &= c < 0x80;
-                    self.i += 1;
-                }
+                _ => return Err(Syntax(self.i)), // control character or end of input
             }
         }
         let raw = self.b.get(start..self.i).unwrap_or_default();
@@ -577,80 +556,4 @@ impl<'a> Cursor<'a> {
             from = quote + 1;
         }
     }
-}
-
-/// Length of the escape sequence at the start of `s` (which begins with `\`),
-/// or `None` if it is not a valid JSON escape.
-fn escape_len(s: &[u8]) -> Option<usize> {
-    match s.get(1)? {
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
-        b'u' => s.get(2..6)?.iter().all(u8::is_ascii_hexdigit).then_some(6),
-        _ => None,
-    }
-}
-
-fn hex4(s: &[u8]) -> Option<u32> {
-    let digits = s.get(..4)?;
-    let mut v = 0;
-    for &d in digits {
-        v = v * 16 + char::from(d).to_digit(16)?;
-    }
-    Some(v)
-}
-
-/// Decode the JSON string contents `raw` into `out` (appended). Validates
-/// everything itself; lone surrogates are an error.
-pub fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
-    let mut i = 0;
-    while let Some(rel) = memchr(b'\\', raw.get(i..).unwrap_or_default()) {
-        let plain = raw.get(i..i + rel).ok_or(())?;
-        if plain.iter().any(|&c| c < 0x20) {
-            return Err(());
-        }
-        out.extend_from_slice(plain);
-        i += rel;
-        let esc = raw.get(i..).unwrap_or_default();
-        let len = escape_len(esc).ok_or(())?;
-        let simple = match esc.get(1) {
-            Some(b'"') => Some(b'"'),
-            Some(b'\\') => Some(b'\\'),
-            Some(b'/') => Some(b'/'),
-            Some(b'b') => Some(0x08),
-            Some(b'f') => Some(0x0c),
-            Some(b'n') => Some(b'\n'),
-            Some(b'r') => Some(b'\r'),
-            Some(b't') => Some(b'\t'),
-            _ => None,
-        };
-        i += len;
-        let ch = if let Some(c) = simple {
-            char::from(c)
-        } else {
-            let unit = hex4(esc.get(2..).unwrap_or_default()).ok_or(())?;
-            match unit {
-                0xD800..=0xDBFF => {
-                    // A high surrogate must be followed by `\uDC00`..`\uDFFF`.
-                    let low = raw.get(i..i + 6).ok_or(())?;
-                    if !low.starts_with(b"\\u") {
-                        return Err(());
-                    }
-                    let lo = hex4(low.get(2..).unwrap_or_default()).ok_or(())?;
-                    if !(0xDC00..=0xDFFF).contains(&lo) {
-                        return Err(());
-                    }
-                    i += 6;
-                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (lo - 0xDC00)).ok_or(())?
-                }
-                _ => char::from_u32(unit).ok_or(())?,
-            }
-        };
-        let mut utf8 = [0; 4];
-        out.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
-    }
-    let tail = raw.get(i..).unwrap_or_default();
-    if tail.iter().any(|&c| c < 0x20) {
-        return Err(());
-    }
-    out.extend_from_slice(tail);
-    Ok(())
 }

@@ -67,6 +67,14 @@ fn append_frame_is_exact_for_many_lengths() {
     }
 }
 
+/// `fill_append_frame` into a zeroed buffer of the exact length.
+fn filled(pcm: Pcm<'_>) -> Vec<u8> {
+    let len = append_frame_len(pcm.byte_len());
+    let mut slot = vec![MaybeUninit::new(0u8); len];
+    assert_eq!(fill_append_frame(pcm, &mut slot), len);
+    slot.iter().map(|b| unsafe { b.assume_init() }).collect()
+}
+
 #[test]
 fn float_frames_use_the_pcm_rule_across_blocks() {
     for n in [0, 1, 3, 1535, 1536, 1537, 2400, 5000] {
@@ -80,9 +88,7 @@ fn float_frames_use_the_pcm_rule_across_blocks() {
 
         let d: Vec<f64> = f.iter().map(|&x| f64::from(x)).collect();
         let d_i16: Vec<i16> = d.iter().map(|&x| crate::pcm::f64_to_i16(x)).collect();
-        let mut slot = vec![0u8; append_frame_len(n * 2)];
-        fill_append_frame(Pcm::F64(&d), &mut slot);
-        assert_eq!(slot, expected_frame(&d_i16), "f64 n = {n}");
+        assert_eq!(filled(Pcm::F64(&d)), expected_frame(&d_i16), "f64 n = {n}");
     }
 }
 
@@ -101,12 +107,11 @@ fn float_conversion_clips_and_maps_nan() {
 fn fill_matches_write_for_every_source() {
     let pcm = noise(3001, 3);
     let bytes = le(&pcm);
-    let mut a = vec![0u8; append_frame_len(bytes.len())];
-    let mut b = a.clone();
-    fill_append_frame(Pcm::Le(&bytes), &mut a);
-    fill_append_frame(Pcm::I16(&pcm), &mut b);
-    assert_eq!(a, expected_frame(&pcm));
-    assert_eq!(b, expected_frame(&pcm));
+    assert_eq!(filled(Pcm::Le(&bytes)), expected_frame(&pcm));
+    assert_eq!(filled(Pcm::I16(&pcm)), expected_frame(&pcm));
+    // A wrong-sized destination is never overrun.
+    let mut short = vec![MaybeUninit::new(0u8); 10];
+    assert!(fill_append_frame(Pcm::Le(&bytes), &mut short) <= 10);
 }
 
 fn delta_frame(kind: &str, pcm: &[i16]) -> String {
@@ -305,4 +310,37 @@ fn round_trip_through_an_append_frame_payload() {
         parse_audio_delta(delta.as_bytes()).unwrap().unwrap().pcm,
         le(&pcm)
     );
+}
+
+/// The transport's path: decode in Rust, wrap with `from_parts`, serve to Python.
+#[test]
+fn audio_delta_from_parts_serves_the_payload() {
+    use pyo3::types::PyBytes;
+
+    let pcm = noise(480, 21);
+    let parts = parse_audio_delta(delta_frame("response.output_audio.delta", &pcm).as_bytes())
+        .unwrap()
+        .unwrap();
+    Python::initialize();
+    Python::attach(|py| {
+        let delta = Py::new(py, AudioDelta::from_parts(parts.clone())).unwrap();
+        let d = delta.bind(py);
+        let first = d.getattr("pcm").unwrap();
+        let again = d.getattr("pcm").unwrap();
+        assert!(first.is(&again), "one bytes object, made once");
+        assert_eq!(first.cast::<PyBytes>().unwrap().as_bytes(), le(&pcm));
+        assert_eq!(d.len().unwrap(), 480);
+        let s = |name: &str| d.getattr(name).unwrap().extract::<String>().unwrap();
+        assert_eq!(s("type"), "response.output_audio.delta");
+        assert_eq!(
+            (s("item_id"), s("response_id"), s("event_id")),
+            ("item_3".into(), "resp_2".into(), "event_1".into())
+        );
+        let ms: f64 = d
+            .call_method1("duration_ms", (24000,))
+            .unwrap()
+            .extract()
+            .unwrap();
+        assert_eq!(ms, 20.0);
+    });
 }
