@@ -1,5 +1,6 @@
 """Type stubs for the native core (`rust/`). Kept by hand: update with every Rust API change."""
 
+from collections.abc import Callable
 from typing import Any, Literal, TypeAlias, TypeVar, final, overload
 
 import numpy as np
@@ -319,3 +320,77 @@ class RingBuffer:
         """Discard all unread samples and zero `written`, `consumed` and `overflows`."""
     def __len__(self) -> int:
         """Same as `available`."""
+
+# ---------------------------------------------------------------------------
+# transport: native WebSocket client internals (rust/src/transport/). The public API is
+# `fastvoice.transport` (python/fastvoice/transport/), which drives these objects.
+# ---------------------------------------------------------------------------
+
+@final
+class TransportLoopWaker:
+    """One per asyncio loop: the tokio side signals it when armed connections have news."""
+
+    def __init__(self, callback: Callable[[], object] | None = None) -> None:
+        """Socketpair wake-ups by default; with `callback`, call it under the GIL instead."""
+    def fileno(self) -> int | None:
+        """The fd to watch with `loop.add_reader` (None in callback mode)."""
+    def drain(self) -> list[int]:
+        """Clear the wake-up and return the ids of connections (or connects) with news."""
+
+@final
+class TransportPending:
+    """A connect in progress on the shared tokio runtime."""
+
+    @property
+    def id(self) -> int: ...
+    def result(self) -> TransportConnection | None:
+        """The connection once open, None while connecting; raises `ConnectError`."""
+    def cancel(self) -> None:
+        """Abort the connect (a connection that opened meanwhile is closed)."""
+
+@final
+class TransportConnection:
+    """The native half of `fastvoice.transport.Connection`. Methods never block: they act at
+    once or arm a wake-up and return None/False."""
+
+    @property
+    def id(self) -> int: ...
+    def recv_one(self) -> str | bytes | AudioDelta | None: ...
+    def recv_batch(self, max_n: int) -> list[str | bytes | AudioDelta] | None: ...
+    def send_text(self, text: str) -> bool: ...
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> bool: ...
+    def send_audio(self, pcm: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> bool: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def wait_end(self) -> tuple[int, str] | None: ...
+    def queue_state(self) -> tuple[int, int, bool, int, int]:
+        """(inbox messages, inbox bytes, reader paused, outbox messages, armed bits)."""
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def close_code(self) -> int | None: ...
+    @property
+    def close_reason(self) -> str | None: ...
+
+def transport_connect(
+    url: str,
+    headers: list[tuple[str, str]],
+    waker: TransportLoopWaker,
+    *,
+    open_timeout: float,
+    ping_interval: float | None,
+    ping_timeout: float,
+    close_timeout: float,
+    max_message_size: int,
+    max_queue: int,
+    max_queue_bytes: int,
+    ca_file: str | None,
+    allow_insecure_ws: bool,
+    decode_audio: bool,
+) -> TransportPending:
+    """Start connecting on the shared runtime; raises ValueError for bad arguments."""
+
+def transport_shutdown(grace: float = 1.0) -> None:
+    """Close every connection (1001) and stop the runtime; registered with atexit."""
+
+def transport_runtime_running() -> bool:
+    """Whether the shared tokio runtime currently exists."""

@@ -1,7 +1,33 @@
 //! Native WebSocket transport (tokio-tungstenite + rustls) bridged to asyncio.
+//!
+//! Layout, in the order a message travels:
+//! - [`connect`] / [`tls`]: URL checks, TCP, proxy, rustls, the upgrade;
+//! - [`driver`]: the per-connection tokio task owning the socket;
+//! - [`bridge`]: the bounded queues between that task and Python, and the
+//!   per-loop wake-up channel;
+//! - [`connection`]: the `#[pyclass]` objects the Python side
+//!   (`fastvoice/transport/`) drives;
+//! - [`runtime`]: the single lazily started tokio runtime;
+//! - [`errors`]: raising the Python exception classes;
+//! - [`audio`]: the adapter to [`crate::wire`] for `send_audio`/`decode_audio`.
 
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub mod audio;
+pub mod bridge;
+pub mod connect;
+pub mod connection;
+pub mod driver;
+pub mod errors;
+pub mod runtime;
+pub mod tls;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<connection::LoopWaker>()?;
+    m.add_class::<connection::PendingConnect>()?;
+    m.add_class::<connection::NativeConnection>()?;
+    m.add_function(wrap_pyfunction!(connection::transport_connect, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::transport_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::transport_runtime_running, m)?)?;
     Ok(())
 }
