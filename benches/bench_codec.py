@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fastvoice.audio import from_pcm16, to_pcm16, ulaw_decode, ulaw_encode, wav_decode, wav_encode
+from fastvoice.audio import from_pcm16, to_mono, to_pcm16, ulaw_decode, ulaw_encode, wav_decode, wav_encode
 from scipy.io import wavfile
 
 RNG = np.random.default_rng(42)
@@ -223,3 +223,26 @@ def test_ulaw_decode_audioop(benchmark: Any, label: str, codes: bytes) -> None:
     assert AUDIOOP is not None
     out = run(benchmark, f"ulaw_decode {label}", "audioop (3.11)", AUDIOOP.ulaw2lin, codes, 2)
     assert out == ulaw_decode(codes)
+
+
+# --- to_mono, 1 s of 48 kHz stereo int16 -------------------------------------------------
+
+STEREO_1S = numpy_pcm16(speechlike(48_000, 2).ravel())
+G_MONO = "to_mono 1 s 48 kHz stereo int16"
+
+
+def numpy_mono(x: np.ndarray) -> np.ndarray:
+    """The same rule in numpy: the mean of each frame, rounded half away from zero."""
+    s = x[0::2].astype(np.int32) + x[1::2]  # faster than reshape(-1, 2).sum(axis=1)
+    return ((s + 1 + (s >> 31)) >> 1).astype(np.int16)
+
+
+def test_to_mono_fastvoice(benchmark: Any) -> None:
+    out = run(benchmark, G_MONO, "fastvoice", to_mono, STEREO_1S, 2)
+    np.testing.assert_array_equal(out, numpy_mono(STEREO_1S))
+
+
+def test_to_mono_numpy(benchmark: Any) -> None:
+    out = run(benchmark, G_MONO, "numpy", numpy_mono, STEREO_1S)
+    mean = STEREO_1S.reshape(-1, 2).astype(np.float64).mean(axis=1)  # independent check of the rule
+    np.testing.assert_array_equal(out, (np.sign(mean) * np.floor(np.abs(mean) + 0.5)).astype(np.int16))

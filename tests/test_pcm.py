@@ -62,6 +62,14 @@ def test_to_pcm16_pcm_passes_through() -> None:
     assert type(to_pcm16(bytearray(raw))) is bytes
     # A 2-D array is taken in C order (interleaved frames).
     assert to_pcm16(pcm.reshape(-1, 2)) == raw
+    # Large inputs take the GIL-free copy path.
+    big = np.random.default_rng(9).integers(-32768, 32768, 100_001).astype(np.int16)
+    assert to_pcm16(big) == big.tobytes()
+    assert to_pcm16(bytearray(big.tobytes())) == big.tobytes()
+    assert to_pcm16(memoryview(big.tobytes())[2:]) == big.tobytes()[2:]
+    unaligned = memoryview(b"\x00" + big.tobytes())[1:]
+    assert to_pcm16(unaligned) == big.tobytes()
+    np.testing.assert_array_equal(from_pcm16(unaligned), big)
 
 
 def test_strided_arrays_are_made_contiguous() -> None:

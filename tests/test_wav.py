@@ -157,14 +157,17 @@ def test_float32_and_float64_are_converted_with_the_rule() -> None:
     x = np.concatenate([RNG.uniform(-1.3, 1.3, 2000), [1.0, -1.0, np.nan, np.inf, -np.inf, 0.5 / 32768]])
     for dtype, bits in ((np.float32, 32), (np.float64, 64)):
         xs = x.astype(dtype)
-        data = riff(
-            chunk(b"fmt ", fmt_chunk(3, 2, 48000, bits)),
-            chunk(b"data", xs.astype(f"<f{bits // 8}").tobytes()),
-        )
+        raw = xs.astype(f"<f{bits // 8}").tobytes()
+        data = riff(chunk(b"fmt ", fmt_chunk(3, 2, 48000, bits)), chunk(b"data", raw))
         out = wav_decode(data)
         assert (out.format, out.bits_per_sample, out.channels) == ("float", bits, 2)
         np.testing.assert_array_equal(pcm(out), ref_pcm16_from_float(xs))
         assert out.pcm16 == to_pcm16(xs)
+        # A 2-byte chunk before fmt leaves the samples unaligned in memory: same result.
+        shifted = riff(
+            chunk(b"JUNK", b"ab"), chunk(b"fmt ", fmt_chunk(3, 2, 48000, bits)), chunk(b"data", raw)
+        )
+        assert wav_decode(shifted).pcm16 == out.pcm16
 
 
 @pytest.mark.parametrize(
@@ -246,6 +249,16 @@ def test_data_overrunning_the_buffer_is_clamped_to_whole_frames() -> None:
     np.testing.assert_array_equal(pcm(out), samples[: 98 * 2])
 
 
+def test_many_tiny_chunks_are_walked() -> None:
+    # 500k empty chunks before fmt: linear walk, no recursion, the audio is still found.
+    samples = RNG.integers(-32768, 32768, 64).astype("<i2")
+    junk = chunk(b"junk", b"") * 500_000
+    out = wav_decode(riff(junk, chunk(b"fmt ", fmt_chunk(1, 1, 8000, 16)), chunk(b"data", samples.tobytes())))
+    np.testing.assert_array_equal(pcm(out), samples)
+    with pytest.raises(AudioFormatError, match="missing fmt"):
+        wav_decode(riff(junk))
+
+
 def test_input_kinds() -> None:
     data = wav_encode(RNG.integers(-100, 100, 64).astype(np.int16))
     want = wav_decode(data).pcm16
@@ -265,7 +278,7 @@ REJECTED = [
     (b"RIFF\x04\x00\x00\x00AVI ", "not WAVE"),
     (riff(DATA), "missing fmt"),
     (riff(FMT16), "missing data"),
-    (riff(FMT16, chunk(b"LIST", b"abc", size=1 << 30)), "missing data"),
+    (riff(FMT16, chunk(b"LIST", b"abc", size=1 << 30)), "missing data chunk \\(chunk 'LIST' overruns"),
     (riff(chunk(b"fmt ", fmt_chunk(1, 1, 8000, 16)[:12]), DATA), "too short"),
     (riff(b"fmt " + struct.pack("<I", 100) + fmt_chunk(1, 1, 8000, 16)), "overruns"),
     (riff(chunk(b"fmt ", fmt_chunk(2, 1, 8000, 4, block_align=256)), DATA), "ADPCM"),

@@ -12,111 +12,6 @@ class AudioFormatError(ValueError):
     """Audio data or parameters that fastvoice cannot interpret."""
 
 # ---------------------------------------------------------------------------
-# wire: Realtime wire fast paths and the SPSC ring buffer (rust/src/wire.rs, rust/src/ring.rs)
-# ---------------------------------------------------------------------------
-
-def append_frame(pcm16: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> bytes:
-    """Build the `input_audio_buffer.append` Realtime event for `pcm16`, as JSON text bytes.
-
-    The result is byte-identical to
-    `json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()},
-    separators=(",", ":")).encode()`. Accepts PCM16 bytes or int16 arrays as they are, and
-    float32/float64 arrays converted to PCM16 in the same pass (scale 32768, round, clip, NaN -> 0).
-    Raises `AudioFormatError` for an odd number of PCM16 bytes or a non-audio dtype.
-    """
-
-def parse_audio_delta(frame: str | bytes) -> AudioDelta | None:
-    """Decode a `response.output_audio.delta` (or beta `response.audio.delta`) text frame.
-
-    Returns None for every other frame, including text that is not JSON. Raises
-    `AudioFormatError` if the frame is an audio delta but malformed (broken JSON, missing or
-    mistyped members, invalid base64, odd decoded length). No Python dict is built.
-    """
-
-@final
-class AudioDelta:
-    """One decoded audio delta event (immutable)."""
-
-    @property
-    def type(self) -> Literal["response.output_audio.delta", "response.audio.delta"]: ...
-    @property
-    def event_id(self) -> str | None: ...
-    @property
-    def item_id(self) -> str: ...
-    @property
-    def response_id(self) -> str: ...
-    @property
-    def output_index(self) -> int: ...
-    @property
-    def content_index(self) -> int: ...
-    @property
-    def pcm(self) -> bytes:
-        """The decoded PCM16 little-endian audio."""
-    def samples(self, dtype: Literal["int16", "float32"] = "int16") -> npt.NDArray[np.int16 | np.float32]:
-        """The audio as a new numpy array: int16, or float32 scaled by 1/32768."""
-    def __len__(self) -> int:
-        """Number of samples."""
-    def duration_ms(self, sample_rate: int = 24000) -> float:
-        """Playing time in milliseconds at `sample_rate` Hz."""
-
-@final
-class RingBuffer:
-    """Thread-safe single-producer/single-consumer ring buffer of audio samples.
-
-    Meant for handing audio between a real-time thread (e.g. a sounddevice callback) and an
-    asyncio loop: each side takes only its own uncontended lock, big copies release the GIL.
-    `overflow` decides what `write` does when samples do not fit: "drop_oldest" (default)
-    evicts unread samples, "drop_newest" stores what fits, "error" raises OverflowError and
-    stores nothing. Lost samples are counted in `overflows`.
-    """
-
-    def __init__(
-        self,
-        capacity: int,
-        dtype: Literal["int16", "float32"] = "int16",
-        overflow: Literal["drop_oldest", "drop_newest", "error"] = "drop_oldest",
-    ) -> None: ...
-    def write(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> int:
-        """Append PCM16 bytes or an int16/float32/float64 array (converted to `dtype`).
-
-        Returns the number of samples stored. Raises OverflowError under overflow="error".
-        """
-    def read(self, n: int | None = None) -> npt.NDArray[np.int16 | np.float32]:
-        """Take up to `n` samples (all available if None) as a new array of `dtype`."""
-    def read_into(self, out: npt.NDArray[np.int16 | np.float32], *, pad: bool = False) -> int:
-        """Fill the start of a writable C-contiguous int16/float32 array; returns samples read.
-
-        Allocates nothing (for playback callbacks). With `pad=True` the rest of `out` is zeroed.
-        """
-    @property
-    def available(self) -> int:
-        """Samples ready to read."""
-    @property
-    def free(self) -> int:
-        """Room left before the overflow policy applies."""
-    @property
-    def capacity(self) -> int: ...
-    @property
-    def written(self) -> int:
-        """Total samples stored by `write` since creation or `reset()`."""
-    @property
-    def consumed(self) -> int:
-        """Total samples read since creation or `reset()`; `consumed / rate` = seconds played."""
-    @property
-    def overflows(self) -> int:
-        """Total samples lost to overflow since creation or `reset()`."""
-    @property
-    def dtype(self) -> Literal["int16", "float32"]: ...
-    @property
-    def overflow(self) -> Literal["drop_oldest", "drop_newest", "error"]: ...
-    def clear(self) -> int:
-        """Discard all unread samples (not counted as consumed); returns how many."""
-    def reset(self) -> None:
-        """Discard all unread samples and zero `written`, `consumed` and `overflows`."""
-    def __len__(self) -> int:
-        """Same as `available`."""
-
-# ---------------------------------------------------------------------------
 # codec: PCM16 <-> float, downmix, WAV, G.711  (rust/src/pcm.rs, wav.rs, g711.rs)
 # ---------------------------------------------------------------------------
 # Audio arguments accept bytes, bytearray, memoryview or numpy arrays without
@@ -225,6 +120,204 @@ def alaw_encode(pcm16: _Buffer) -> bytes:
 
 def alaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> bytes:
     """G.711 A-law codes to PCM16 little-endian bytes (ITU-T G.711 table)."""
+
+# ---------------------------------------------------------------------------
+# resample area: streaming sample-rate conversion (rust/src/resample/)
+# ---------------------------------------------------------------------------
+
+_ResampleInput: TypeAlias = bytes | bytearray | memoryview | npt.NDArray[np.float32] | npt.NDArray[np.int16]
+_ResampleOutput: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.int16]
+
+class Resampler:
+    """Streaming, stateful sample-rate converter for one audio stream (rubato inside).
+
+    Feed chunks of any length (0, 1, odd, 10 or 20 ms...) to :meth:`process`; the output
+    is bit-identical whatever the chunking, because input is staged into fixed engine
+    blocks. Frames that do not yet fill a block wait for the next call or :meth:`flush`.
+
+    Samples: float32 or int16 (``bytes``/``bytearray`` are PCM16 and count as int16); the
+    output has the input's dtype (int16 output uses the float -> PCM16 rule: scale 32768,
+    round, clip). float64 is rejected with ``AudioFormatError`` (convert with
+    ``x.astype(numpy.float32)``): a stream never silently changes precision. One stream
+    carries one dtype; switching dtype needs :meth:`reset` or :meth:`flush` first.
+
+    Channels: multi-channel input is interleaved (1-D) or a ``(frames, channels)`` array;
+    the output uses the same layout.
+
+    Timing: output frame ``k`` shows the input at time ``k / out_rate - delay_ms / 1000``
+    (the algorithmic delay; use it to align, or use :func:`resample` for whole clips).
+
+    Quality: ``"high"`` (FFT engine): a passband flat to better than 80 dB SNR up to
+    0.45 of the lower Nyquist frequency (about 120 dB measured) and more than 100 dB
+    rejection of tones above the output Nyquist frequency; delay 1.3-5 ms for common
+    pairs of 8/16/22.05/24/44.1/48 kHz, 10 ms for 22.05 kHz <-> 8/16 kHz.
+    ``"low_latency"``: delay at most 3 ms whenever the lower rate is 5.4 kHz or more
+    (0.67-2.05 ms for those rates; its filter spans 32 samples of the lower rate) with
+    more than 100 dB SNR on the same test and more than 100 dB rejection.
+
+    Odd float32 values never raise or poison the stream: NaN counts as 0 (silence, as in
+    the PCM16 rule) and every sample is clamped to +-65536 (so +-inf becomes +-65536).
+
+    Thread safety: use one Resampler per stream; calling it from two threads at once
+    raises ``RuntimeError``. Large chunks are resampled without holding the GIL.
+    """
+
+    def __init__(
+        self,
+        in_rate: int,
+        out_rate: int,
+        channels: int = 1,
+        quality: Literal["high", "low_latency"] = "high",
+    ) -> None:
+        """Rates must be 1000..384000 Hz and channels 1..64, else ``AudioFormatError``."""
+    def process(self, chunk: _ResampleInput) -> _ResampleOutput:
+        """Resample the next chunk; returns the output frames that are ready (maybe none).
+
+        Raises ``AudioFormatError`` if the length is not a whole number of frames, the
+        dtype is float64 or differs from earlier chunks, or a 2-D chunk has the wrong
+        number of columns.
+        """
+    def flush(self) -> _ResampleOutput:
+        """End the stream: return the remaining output, including the delayed tail.
+
+        After ``flush`` the stream has produced ``round((n_in / in_rate + delay_ms / 1000)
+        * out_rate)`` frames in total for ``n_in`` input frames (0 if nothing was fed),
+        that is ``n_in * out_rate / in_rate`` frames plus the delay, rounded to the nearest
+        frame (halves up). The Resampler is then reset and ready for a new stream.
+        """
+    def reset(self) -> None:
+        """Drop all buffered input and filter state without output; unlock the dtype."""
+    @property
+    def in_rate(self) -> int: ...
+    @property
+    def out_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def quality(self) -> str:
+        """``"high"`` or ``"low_latency"``."""
+    @property
+    def delay_ms(self) -> float:
+        """Algorithmic delay of the output in milliseconds (exact, may be fractional)."""
+
+def resample(
+    x: _ResampleInput,
+    in_rate: int,
+    out_rate: int,
+    quality: Literal["high", "low_latency"] = "high",
+) -> _ResampleOutput:
+    """Resample a whole clip with the same machinery as :class:`Resampler`.
+
+    The delay is removed, so the output is time-aligned with the input: output frame ``k``
+    shows the input at time ``k / out_rate``. The output has ``len * out_rate / in_rate``
+    frames rounded to the nearest (halves up), the input's dtype (float32 or int16; float64 is rejected) and
+    layout: 1-D input is mono, a ``(frames, channels)`` array is multi-channel.
+    """
+
+# ---------------------------------------------------------------------------
+# wire: Realtime wire fast paths and the SPSC ring buffer (rust/src/wire.rs, rust/src/ring.rs)
+# ---------------------------------------------------------------------------
+
+def append_frame(pcm16: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> bytes:
+    """Build the `input_audio_buffer.append` Realtime event for `pcm16`, as JSON text bytes.
+
+    The result is byte-identical to
+    `json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()},
+    separators=(",", ":")).encode()`. Accepts PCM16 bytes or int16 arrays as they are, and
+    float32/float64 arrays converted to PCM16 in the same pass (scale 32768, round, clip, NaN -> 0).
+    Raises `AudioFormatError` for an odd number of PCM16 bytes or a non-audio dtype.
+    """
+
+def parse_audio_delta(frame: str | bytes) -> AudioDelta | None:
+    """Decode a `response.output_audio.delta` (or beta `response.audio.delta`) text frame.
+
+    Returns None for every other frame, including text that is not JSON. Raises
+    `AudioFormatError` if the frame is an audio delta but malformed (broken JSON, missing or
+    mistyped members, invalid base64, odd decoded length). No Python dict is built.
+    """
+
+@final
+class AudioDelta:
+    """One decoded audio delta event (immutable)."""
+
+    @property
+    def type(self) -> Literal["response.output_audio.delta", "response.audio.delta"]: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def response_id(self) -> str: ...
+    @property
+    def output_index(self) -> int: ...
+    @property
+    def content_index(self) -> int: ...
+    @property
+    def pcm(self) -> bytes:
+        """The decoded PCM16 little-endian audio."""
+    def samples(self, dtype: Literal["int16", "float32"] = "int16") -> npt.NDArray[np.int16 | np.float32]:
+        """The audio as a new numpy array: int16, or float32 scaled by 1/32768."""
+    def __len__(self) -> int:
+        """Number of samples."""
+    def duration_ms(self, sample_rate: int = 24000) -> float:
+        """Playing time in milliseconds at `sample_rate` Hz."""
+
+@final
+class RingBuffer:
+    """Thread-safe single-producer/single-consumer ring buffer of audio samples.
+
+    Meant for handing audio between a real-time thread (e.g. a sounddevice callback) and an
+    asyncio loop: each side takes only its own uncontended lock, big copies release the GIL.
+    `overflow` decides what `write` does when samples do not fit: "drop_oldest" (default)
+    evicts unread samples, "drop_newest" stores what fits, "error" raises OverflowError and
+    stores nothing. Lost samples are counted in `overflows`.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        dtype: Literal["int16", "float32"] = "int16",
+        overflow: Literal["drop_oldest", "drop_newest", "error"] = "drop_oldest",
+    ) -> None: ...
+    def write(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> int:
+        """Append PCM16 bytes or an int16/float32/float64 array (converted to `dtype`).
+
+        Returns the number of samples stored. Raises OverflowError under overflow="error".
+        """
+    def read(self, n: int | None = None) -> npt.NDArray[np.int16 | np.float32]:
+        """Take up to `n` samples (all available if None) as a new array of `dtype`."""
+    def read_into(self, out: npt.NDArray[np.int16 | np.float32], *, pad: bool = False) -> int:
+        """Fill the start of a writable C-contiguous int16/float32 array; returns samples read.
+
+        Allocates nothing (for playback callbacks). With `pad=True` the rest of `out` is zeroed.
+        """
+    @property
+    def available(self) -> int:
+        """Samples ready to read."""
+    @property
+    def free(self) -> int:
+        """Room left before the overflow policy applies."""
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def written(self) -> int:
+        """Total samples stored by `write` since creation or `reset()`."""
+    @property
+    def consumed(self) -> int:
+        """Total samples read since creation or `reset()`; `consumed / rate` = seconds played."""
+    @property
+    def overflows(self) -> int:
+        """Total samples lost to overflow since creation or `reset()`."""
+    @property
+    def dtype(self) -> Literal["int16", "float32"]: ...
+    @property
+    def overflow(self) -> Literal["drop_oldest", "drop_newest", "error"]: ...
+    def clear(self) -> int:
+        """Discard all unread samples (not counted as consumed); returns how many."""
+    def reset(self) -> None:
+        """Discard all unread samples and zero `written`, `consumed` and `overflows`."""
+    def __len__(self) -> int:
+        """Same as `available`."""
 
 # ---------------------------------------------------------------------------
 # transport: native WebSocket client internals (rust/src/transport/). The public API is

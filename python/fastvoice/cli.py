@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from fastvoice import __version__, audio
 
@@ -52,7 +53,7 @@ def run_demo(out: Path, source: Path | None = None) -> int:
     stream = audio.Resampler(wav.sample_rate, REALTIME_RATE)
     parts = [stream.process(pcm[i : i + chunk]) for i in range(0, len(pcm), chunk)]
     parts.append(stream.flush())
-    streamed = np.concatenate(parts)
+    streamed: npt.NDArray[np.int16] = np.concatenate(parts)
     t_stream = time.perf_counter() - t0
     n_chunks = len(parts) - 1
     print(

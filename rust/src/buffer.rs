@@ -124,31 +124,30 @@ impl AudioBuffer {
     }
 
     fn parse_format(&self) -> PyResult<SampleFormat> {
-        let raw = if self.view.format.is_null() {
-            "B".to_owned()
+        let raw: &[u8] = if self.view.format.is_null() {
+            b"B"
         } else {
             // SAFETY: a non-null format is a NUL-terminated string owned by the view.
-            unsafe { CStr::from_ptr(self.view.format) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(self.view.format) }.to_bytes()
         };
-        let (order, code) = match raw.chars().next() {
-            Some(c @ ('@' | '=' | '<' | '>' | '!')) => (Some(c), &raw[1..]),
-            _ => (None, raw.as_str()),
+        let (order, code) = match raw.split_first() {
+            Some((&c @ (b'@' | b'=' | b'<' | b'>' | b'!'), rest)) => (Some(c), rest),
+            _ => (None, raw),
         };
         let format = match code {
-            "B" | "b" | "c" => SampleFormat::Bytes,
-            "h" => SampleFormat::I16,
-            "f" => SampleFormat::F32,
-            "d" => SampleFormat::F64,
+            b"B" | b"b" | b"c" => SampleFormat::Bytes,
+            b"h" => SampleFormat::I16,
+            b"f" => SampleFormat::F32,
+            b"d" => SampleFormat::F64,
             other => {
                 return Err(audio_err(format!(
-                    "unsupported sample type {other:?}: expected int16, float32, float64 or raw PCM16 bytes"
-                )))
+                "unsupported sample type {:?}: expected int16, float32, float64 or raw PCM16 bytes",
+                String::from_utf8_lossy(other)
+            )))
             }
         };
         let big_endian =
-            matches!(order, Some('>' | '!')) || (cfg!(target_endian = "big") && order.is_none());
+            matches!(order, Some(b'>' | b'!')) || (cfg!(target_endian = "big") && order.is_none());
         if big_endian && format != SampleFormat::Bytes {
             return Err(audio_err(
                 "big-endian samples are not supported; use little-endian audio",
@@ -156,7 +155,8 @@ impl AudioBuffer {
         }
         if self.view.itemsize as usize != format.item_size() {
             return Err(audio_err(format!(
-                "sample type {raw:?} has item size {} bytes, expected {}",
+                "sample type {:?} has item size {} bytes, expected {}",
+                String::from_utf8_lossy(raw),
                 self.view.itemsize,
                 format.item_size()
             )));
@@ -257,4 +257,32 @@ where
         }
         Ok(())
     })
+}
+
+/// A `bytes` copy of `src` made with one allocation and one `memcpy`:
+/// `new_bytes_with` zero-fills first, which costs as much again on large
+/// buffers (PCM16 WAV decoding and int16 -> bytes are pure copies). Large
+/// copies run with the GIL released.
+pub fn bytes_copy<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    if src.len() < DETACH_THRESHOLD_BYTES {
+        return Ok(PyBytes::new(py, src));
+    }
+    let len = ffi::Py_ssize_t::try_from(src.len()).map_err(|_| audio_err("buffer too large"))?;
+    // SAFETY: with a NULL source, PyBytes_FromStringAndSize returns a new,
+    // unshared bytes object with `len` writable (uninitialised) bytes, or NULL
+    // with an exception set, which `from_owned_ptr_or_err` turns into Err.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+            .cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: `obj` is a bytes object, so this is its data pointer.
+    let dst = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
+    // The pointer crosses into the GIL-free closure as an address: nothing else
+    // can see `obj` until we return it, and `src` is pinned by its buffer view.
+    py.detach(|| {
+        // SAFETY: `dst` points to `src.len()` bytes owned by `obj`, which
+        // outlives the closure, and cannot overlap the caller's `src`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) }
+    });
+    Ok(obj)
 }

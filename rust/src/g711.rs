@@ -13,7 +13,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::{new_bytes_with, AudioBuffer, SampleFormat, Samples};
+use crate::buffer::{new_bytes_with, pcm16_from_bytes, AudioBuffer, SampleFormat, Samples};
 use crate::errors::audio_err;
 use crate::pcm::{f32_to_i16_fast, f64_to_i16};
 
@@ -197,11 +197,27 @@ pub fn alaw_decode_into(src: &[u8], out: &mut [u8]) {
 /// Shared wrapper for both encoders. PCM16 (bytes or int16) is encoded as is;
 /// float arrays go through the float -> PCM16 rule first, sample by sample,
 /// without an intermediate buffer.
-fn encode_py<'py>(
+///
+/// Generic over the encoder (not a `fn` pointer) so the per-sample table
+/// lookup is inlined into the loop.
+fn encode_py<'py, E>(
     py: Python<'py>,
     samples: &Bound<'py, PyAny>,
-    one: fn(i16) -> u8,
-) -> PyResult<Bound<'py, PyBytes>> {
+    one: E,
+) -> PyResult<Bound<'py, PyBytes>>
+where
+    E: Fn(i16) -> u8 + Send + Sync + Copy,
+{
+    // `bytes` is the common case for 20 ms telephony frames, where the buffer
+    // protocol round trip costs as much as the encoding itself.
+    if let Ok(b) = samples.cast_exact::<PyBytes>() {
+        let pcm = pcm16_from_bytes(b.as_bytes())?;
+        return new_bytes_with(py, pcm.len(), |o| {
+            for (o, &x) in o.iter_mut().zip(pcm.iter()) {
+                *o = one(x);
+            }
+        });
+    }
     let buf = AudioBuffer::get(samples)?;
     match buf.samples()? {
         Samples::I16(s) => new_bytes_with(py, s.len(), |o| {
@@ -227,6 +243,10 @@ fn decode_py<'py>(
     data: &Bound<'py, PyAny>,
     table: &'static [i16; 256],
 ) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(b) = data.cast_exact::<PyBytes>() {
+        let src = b.as_bytes();
+        return new_bytes_with(py, src.len() * 2, |o| decode_into(table, src, o));
+    }
     let buf = AudioBuffer::get(data)?;
     if buf.format() != SampleFormat::Bytes {
         return Err(audio_err(format!(

@@ -27,11 +27,12 @@ use std::fmt;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::{new_bytes_with, AudioBuffer, Samples};
+use crate::buffer::{bytes_copy, new_bytes_with, AudioBuffer, Samples, DETACH_THRESHOLD_BYTES};
 use crate::errors::audio_err;
 use crate::g711::{ALAW_DECODE, ULAW_DECODE};
 use crate::pcm::{
     f32_to_i16_fast, f32_to_pcm16_bytes, f64_to_i16, f64_to_pcm16_bytes, i16_to_pcm16_bytes,
+    map_le_to_pcm16_bytes,
 };
 
 /// Size of the canonical header written by [`header`].
@@ -256,6 +257,8 @@ pub fn parse(buf: &[u8]) -> Result<WavInfo<'_>, WavError> {
     let mut fmt: Option<Format> = None;
     let mut data: Option<&[u8]> = None;
     let mut pos = 12usize;
+    // The id of a chunk whose size runs past the buffer, for error messages.
+    let mut cut_short: Option<String> = None;
     // Each step consumes at least 8 bytes, so this ends within len / 8 steps.
     while fmt.is_none() || data.is_none() {
         let (Some(id), Some(size)) = (
@@ -296,15 +299,28 @@ pub fn parse(buf: &[u8]) -> Result<WavInfo<'_>, WavError> {
             .and_then(|e| e.checked_add(size & 1))
         {
             Some(next) if next <= buf.len() => pos = next,
-            _ => break,
+            _ => {
+                if body_start.saturating_add(size) > buf.len() {
+                    cut_short = Some(show_id(id));
+                }
+                break;
+            }
         }
     }
 
+    let missing = |what: &str| -> Result<WavInfo<'_>, WavError> {
+        match &cut_short {
+            Some(id) => err(format!(
+                "missing {what} chunk (chunk '{id}' overruns the buffer)"
+            )),
+            None => err(format!("missing {what} chunk")),
+        }
+    };
     let Some(format) = fmt else {
-        return err("missing fmt chunk");
+        return missing("fmt");
     };
     let Some(data) = data else {
-        return err("missing data chunk");
+        return missing("data");
     };
     let frame = usize::from(format.channels) * usize::from(format.bits_per_sample / 8);
     let whole = data.len() - data.len() % frame.max(1);
@@ -337,8 +353,9 @@ pub fn decode_into(info: &WavInfo<'_>, out: &mut [u8]) {
     let frames = out.chunks_exact_mut(2);
     match (info.encoding, info.bits_per_sample) {
         (Encoding::Pcm, 16) => {
-            for (o, s) in frames.zip(data.chunks_exact(2)) {
-                o.copy_from_slice(s);
+            let n = out.len().min(data.len());
+            if let (Some(o), Some(d)) = (out.get_mut(..n), data.get(..n)) {
+                o.copy_from_slice(d);
             }
         }
         (Encoding::Pcm, 8) => {
@@ -357,26 +374,12 @@ pub fn decode_into(info: &WavInfo<'_>, out: &mut [u8]) {
             }
         }
         (Encoding::Pcm, _) => {
-            for (o, s) in frames.zip(data.chunks_exact(4)) {
-                if let Ok(b) = s.try_into() {
-                    o.copy_from_slice(&narrow(i32::from_le_bytes(b).into(), 16).to_le_bytes());
-                }
-            }
+            map_le_to_pcm16_bytes(data, out, i32::from_le_bytes, |v| narrow(v.into(), 16))
         }
         (Encoding::Float, 32) => {
-            for (o, s) in frames.zip(data.chunks_exact(4)) {
-                if let Ok(b) = s.try_into() {
-                    o.copy_from_slice(&f32_to_i16_fast(f32::from_le_bytes(b)).to_le_bytes());
-                }
-            }
+            map_le_to_pcm16_bytes(data, out, f32::from_le_bytes, f32_to_i16_fast)
         }
-        (Encoding::Float, _) => {
-            for (o, s) in frames.zip(data.chunks_exact(8)) {
-                if let Ok(b) = s.try_into() {
-                    o.copy_from_slice(&f64_to_i16(f64::from_le_bytes(b)).to_le_bytes());
-                }
-            }
-        }
+        (Encoding::Float, _) => map_le_to_pcm16_bytes(data, out, f64::from_le_bytes, f64_to_i16),
         (Encoding::ALaw, _) => crate::g711::decode_into(&ALAW_DECODE, data, out),
         (Encoding::MuLaw, _) => crate::g711::decode_into(&ULAW_DECODE, data, out),
     }
@@ -462,8 +465,20 @@ impl WavAudio {
 #[pyfunction]
 fn wav_decode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<WavAudio> {
     let buf = AudioBuffer::get(data)?;
-    let info = parse(buf.bytes()).map_err(|e| audio_err(e.0))?;
-    let pcm16 = new_bytes_with(py, info.pcm16_len(), |o| decode_into(&info, o))?;
+    let bytes = buf.bytes();
+    // Parsing is a few lookups for real files, but a crafted file can hold
+    // millions of tiny chunks: walk large buffers without the GIL.
+    let parsed = if bytes.len() >= DETACH_THRESHOLD_BYTES {
+        py.detach(|| parse(bytes))
+    } else {
+        parse(bytes)
+    };
+    let info = parsed.map_err(|e| audio_err(e.0))?;
+    let pcm16 = if info.encoding == Encoding::Pcm && info.bits_per_sample == 16 {
+        bytes_copy(py, info.data)?
+    } else {
+        new_bytes_with(py, info.pcm16_len(), |o| decode_into(&info, o))?
+    };
     Ok(WavAudio {
         pcm16: pcm16.unbind(),
         sample_rate: info.sample_rate,

@@ -7,6 +7,7 @@ Everything here is implemented in the Rust core (`fastvoice._fastvoice`) and acc
 from fastvoice._fastvoice import (
     AudioDelta,
     AudioFormatError,
+    Resampler,
     RingBuffer,
     WavAudio,
     alaw_decode,
@@ -14,6 +15,7 @@ from fastvoice._fastvoice import (
     append_frame,
     from_pcm16,
     parse_audio_delta,
+    resample,
     to_mono,
     to_pcm16,
     ulaw_decode,
@@ -25,6 +27,7 @@ from fastvoice._fastvoice import (
 __all__ = [
     "AudioDelta",
     "AudioFormatError",
+    "Resampler",
     "RingBuffer",
     "WavAudio",
     "alaw_decode",
@@ -32,6 +35,7 @@ __all__ = [
     "append_frame",
     "from_pcm16",
     "parse_audio_delta",
+    "resample",
     "to_mono",
     "to_pcm16",
     "ulaw_decode",

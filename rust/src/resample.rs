@@ -1,7 +1,0 @@
-//! (filled in by the resample work)
-
-use pyo3::prelude::*;
-
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    Ok(())
-}
