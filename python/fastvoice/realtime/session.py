@@ -75,6 +75,7 @@ class Session:
         raw_events: bool = False,
         event_buffer: int = 4096,
         connect_kwargs: dict[str, Any] | None = None,
+        ready_timeout: float | None = 10.0,
     ) -> None:
         if not isinstance(agent, Agent):
             raise TypeError(f"start_session needs a fastvoice.realtime.Agent, got {type(agent).__name__}")
@@ -125,6 +126,8 @@ class Session:
         self.audio_bytes_received = 0
         self.reconnects = 0
         self._handlers = self._handler_table()
+        self._ready_timeout = ready_timeout
+        self._ready: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "reconnecting" if self._reconnecting else "open"
@@ -155,8 +158,18 @@ class Session:
             {"monotonic_time": self._started_ns, "system_time": time.time_ns()},
             {"session_id": self.session_id, "agent": self.agent.name, "model": self.model},
         )
+        if self._ready_timeout is not None:
+            self._ready = asyncio.get_running_loop().create_future()
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
         self.deliver([ev.RealtimeConnectionEvent(status="connected")])
+        if self._ready is not None:
+            # The server acknowledges the configuration before we hand the session out, so the first
+            # response already uses the agent's voice and tools (and a refused config fails here, clearly).
+            try:
+                await asyncio.wait_for(asyncio.shield(self._ready), self._ready_timeout or None)
+            except BaseException:
+                await self.stop()
+                raise
         return self
 
     async def _open(self) -> transport.Connection:
@@ -477,12 +490,15 @@ class Session:
                     self._on_text(msg, out)
                 else:
                     out.append(ev.RealtimeErrorEvent(error=ValueError("unexpected binary frame from server")))
-            if self._history.changed:
-                out.append(ev.RealtimeHistoryUpdatedEvent(history=self._history.snapshot()))
+            self._flush_history(out)
             if out:
                 self._fanout.deliver(out)
             if self._outbox:
                 await self.flush()
+
+    def _flush_history(self, out: list[Any]) -> None:
+        if self._history.changed:
+            out.append(ev.RealtimeHistoryUpdatedEvent(history=self._history.snapshot()))
 
     def _on_audio(
         self, audio: bytes, item_id: str, content_index: int, response_id: str | None, out: list[Any]
@@ -529,7 +545,7 @@ class Session:
     def _handler_table(self) -> dict[str, Callable[[dict[str, Any], list[Any]], None]]:
         table: dict[str, Callable[[dict[str, Any], list[Any]], None]] = {
             "session.created": _ignore,
-            "session.updated": _ignore,
+            "session.updated": self._on_session_updated,
             "error": self._on_error,
             "response.created": self._on_response_created,
             "response.done": self._on_response_done,
@@ -567,8 +583,16 @@ class Session:
 
     # ---- server event handlers (synchronous: they append events to `out` and queue frames)
 
+    def _on_session_updated(self, data: dict[str, Any], out: list[Any]) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
     def _on_error(self, data: dict[str, Any], out: list[Any]) -> None:
         error = data.get("error") or {}
+        ready = self._ready
+        if ready is not None and not ready.done():
+            message = error.get("message") if isinstance(error, dict) else error
+            ready.set_exception(ValueError(f"the server refused the session configuration: {message}"))
         code = error.get("code") if isinstance(error, dict) else None
         event_id = error.get("event_id") if isinstance(error, dict) else None
         if isinstance(event_id, str) and event_id.startswith("fv_rc_"):
@@ -599,6 +623,7 @@ class Session:
         rid = data["response"].get("id")
         self._current_response = None
         self._interrupted.discard(rid)
+        self._flush_history(out)
         out.append(ev.RealtimeAgentEndEvent(agent=self.agent))
         for item in data["response"].get("output") or ():
             if item.get("type") == "function_call":
@@ -716,6 +741,7 @@ async def start_session(
     raw_events: bool = False,
     event_buffer: int = 4096,
     connect_kwargs: dict[str, Any] | None = None,
+    ready_timeout: float | None = 10.0,
 ) -> Session:
     """Connect a :class:`Session` for ``agent`` and return it (also usable as ``async with``).
 
@@ -725,6 +751,8 @@ async def start_session(
     says. ``raw_events``: also deliver every JSON server event as ``RealtimeRawModelEvent`` (unknown events
     always are; audio deltas never, they stay native). ``event_buffer``: backlog bound of ``async for``.
     ``connect_kwargs``: passed to :func:`fastvoice.transport.connect` (timeouts, ``ca_file``...).
+    ``ready_timeout``: wait this long for the server's ``session.updated`` before returning (``None``: do not
+    wait); an ``error`` in reply to the first ``session.update`` raises ``ValueError``.
     """
     session = Session(
         agent,
@@ -735,6 +763,7 @@ async def start_session(
         raw_events=raw_events,
         event_buffer=event_buffer,
         connect_kwargs=connect_kwargs,
+        ready_timeout=ready_timeout,
     )
     return await session.start()
 
