@@ -40,7 +40,7 @@ async def test_interrupt_truncates_at_wall_clock_estimate(server: FakeRealtimeSe
     after = (time.monotonic() - t_first) * 1000
     truncate = await server.wait_for("conversation.item.truncate")
     received_ms = sum(len(e.audio) for e in got.of(ev.RealtimeAudioEvent)) / 48
-    # What was heard: time since the first delta (not the ~1200 ms received by then), at most what was received.
+    # What was heard: time since the first delta (not the ~1200 ms received), at most what was received.
     assert before - 25 <= truncate["audio_end_ms"] <= after + 5
     assert truncate["audio_end_ms"] < received_ms
     assert server.truncations == [truncate]  # the server accepted it
