@@ -3,7 +3,7 @@
     python examples/realtime_basic.py [--out reply.wav] [--fake]
 
 With an API key (``OPENAI_API_KEY``, ``CODEX_API_KEY`` or ``~/.codex/auth.json``) this talks to OpenAI;
-without one, or with ``--fake``, to fastvoice's local ``FakeRealtimeServer``, which answers with a scripted tone.
+without one, or with ``--fake``, to the local ``FakeRealtimeServer``, which answers with a tone.
 """
 
 from __future__ import annotations
