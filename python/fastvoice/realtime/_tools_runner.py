@@ -168,7 +168,8 @@ class ToolRunner:
             raise ValueError(f"no tool call {call_id!r} is waiting for approval") from None
 
     def cancel(self) -> list[asyncio.Task[None]]:
-        tasks = list(self.tasks)
+        current = asyncio.current_task()  # stop() may be called from inside a tool or guardrail
+        tasks = [t for t in self.tasks if t is not current]
         for t in tasks:
             t.cancel()
         return tasks
@@ -228,7 +229,8 @@ class GuardrailRunner:
                 return
 
     def cancel(self) -> list[asyncio.Task[None]]:
-        tasks = list(self.tasks)
+        current = asyncio.current_task()  # stop() may be called from inside a tool or guardrail
+        tasks = [t for t in self.tasks if t is not current]
         for t in tasks:
             t.cancel()
         return tasks
