@@ -430,10 +430,10 @@ def test_full_duplex_sessions(impl: str, n: int) -> None:
     assert 0 < r["p50_ms"] <= r["p99_ms"] < 1000
 
 
-def matrix(ns: list[int], duration: float) -> None:
+def matrix(ns: list[int], duration: float, impls: list[str]) -> None:
     rows = []
     for n in ns:
-        for impl in ("fastvoice", "openai-agents"):
+        for impl in impls:
             r = run_load(impl, n, duration)
             rows.append(r)
             print(
@@ -449,4 +449,5 @@ if __name__ == "__main__":
         serve_main(float(sys.argv[2]))
     elif sys.argv[1:2] == ["--matrix"]:
         ns = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "1,10,25,50").split(",")]
-        matrix(ns, float(sys.argv[2]) if len(sys.argv) > 2 else 30.0)
+        impls = sys.argv[4].split(",") if len(sys.argv) > 4 else ["fastvoice", "openai-agents"]
+        matrix(ns, float(sys.argv[2]) if len(sys.argv) > 2 else 30.0, impls)

@@ -247,6 +247,8 @@ class Session(ServerEvents):
     def _check_open(self) -> None:
         if self._closed:
             raise SessionClosedError(f"session {self.session_id} is closed")
+        if self._reader is None:
+            raise RuntimeError(f"session {self.session_id} is not started: await session.start() first")
 
     # ---- subscribers
     # ----------------------------------------------------------------------------------------------
