@@ -535,3 +535,51 @@ async def test_scripted_tool_call_with_message_in_one_response(server: FakeRealt
     assert len(got.of(ev.RealtimeToolCallEvent)) == 1  # output_item.done and response.done: handled once
     await server.wait_for("response.create")
     await session.stop()
+
+
+async def test_opentelemetry_spans_for_session_and_tool(server: FakeRealtimeServer) -> None:
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace", reason="opentelemetry-sdk not installed")
+    export = pytest.importorskip("opentelemetry.sdk.trace.export", reason="opentelemetry-sdk not installed")
+    in_memory = pytest.importorskip(
+        "opentelemetry.sdk.trace.export.in_memory_span_exporter", reason="opentelemetry-sdk not installed"
+    )
+    exporter = in_memory.InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(export.SimpleSpanProcessor(exporter))
+    saved = telemetry._otel_tracer, telemetry._otel_checked
+    telemetry._otel_tracer, telemetry._otel_checked = provider.get_tracer("fastvoice"), True
+    try:
+        session = await start(server, rt.agent("A", "x", tools=[get_weather]))
+        got = Collector()
+        session.subscribe(got)
+        await server.call_tool("get_weather", {"city": "Oslo"})
+        await got.wait(ev.RealtimeToolEndEvent)
+        await session.stop()
+    finally:
+        telemetry._otel_tracer, telemetry._otel_checked = saved
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"fastvoice.realtime.session", "fastvoice.realtime.tool"}
+    assert spans["fastvoice.realtime.tool"].attributes["tool"] == "get_weather"
+    assert spans["fastvoice.realtime.session"].attributes["session_id"] == session.session_id
+    tool, sess = spans["fastvoice.realtime.tool"], spans["fastvoice.realtime.session"]
+    assert sess.start_time <= tool.start_time <= tool.end_time <= sess.end_time
+
+
+async def test_not_started_session_and_stop_from_a_subscriber(server: FakeRealtimeServer) -> None:
+    session = rt.Session(ASSISTANT, api_key=KEY, url=server.url)
+    with pytest.raises(RuntimeError, match="not started"):
+        await session.send_message("too early")
+    assert server.connections == []
+    stopped = asyncio.Event()
+
+    async def stop_on_end(event: Any) -> None:
+        if isinstance(event, ev.RealtimeAgentEndEvent):
+            await session.stop()  # from inside the session's own delivery: must not deadlock
+            stopped.set()
+
+    server.on_response_create(ScriptedResponse(text="bye"))
+    session.subscribe(stop_on_end)
+    async with session:  # starts it
+        await session.send_message("hi")
+        await asyncio.wait_for(stopped.wait(), 5)
+        assert session.closed
