@@ -33,7 +33,7 @@ async def speaking(
 
 async def test_interrupt_truncates_at_wall_clock_estimate(server: FakeRealtimeServer) -> None:
     session, got = await speaking(server)
-    t_first = time.monotonic()
+    t_first = got.times[got.events.index(got.of(ev.RealtimeAudioEvent)[0])]
     await asyncio.sleep(0.3)
     before = (time.monotonic() - t_first) * 1000
     await session.interrupt()
@@ -41,7 +41,7 @@ async def test_interrupt_truncates_at_wall_clock_estimate(server: FakeRealtimeSe
     truncate = await server.wait_for("conversation.item.truncate")
     received_ms = sum(len(e.audio) for e in got.of(ev.RealtimeAudioEvent)) / 48
     # What was heard: time since the first delta (not the ~1200 ms received), at most what was received.
-    assert before - 25 <= truncate["audio_end_ms"] <= after + 5
+    assert before - 5 <= truncate["audio_end_ms"] <= after + 5
     assert truncate["audio_end_ms"] < received_ms
     assert server.truncations == [truncate]  # the server accepted it
     intr = await got.wait(ev.RealtimeAudioInterruptedEvent)
@@ -89,10 +89,11 @@ async def test_interrupt_uses_ring_buffer_consumed_and_clears_it(server: FakeRea
 
 async def test_server_vad_barge_in_truncates_without_cancel(server: FakeRealtimeServer) -> None:
     session, got = await speaking(server)
+    t_first = got.times[got.events.index(got.of(ev.RealtimeAudioEvent)[0])]
     await asyncio.sleep(0.2)
     await server.speech_started()
     truncate = await server.wait_for("conversation.item.truncate")
-    assert 150 <= truncate["audio_end_ms"] <= 400
+    assert 195 <= truncate["audio_end_ms"] <= (time.monotonic() - t_first) * 1000 + 5
     await got.wait(ev.RealtimeAgentStateEvent, state="listening")
     await got.wait(ev.RealtimeAgentEndEvent)
     await asyncio.sleep(0.05)
