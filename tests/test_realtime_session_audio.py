@@ -257,9 +257,11 @@ async def test_connection_lost_for_good_ends_session_cleanly() -> None:
     session = await start(server, config=config)
     got = Collector()
     session.subscribe(got)
-    await server.stop()  # server gone: close frame, then every reconnect is refused
+    await server.stop()  # server gone: close frame 1001 "going away", then every reconnect is refused
     end = await got.wait(ev.RealtimeConnectionEvent, status="disconnected", timeout=10)
-    assert end.reason
+    assert "ConnectError" in (end.reason or "")
+    attempts = [e.attempt for e in got.of(ev.RealtimeConnectionEvent) if e.status == "reconnecting"]
+    assert attempts == [1, 2]
     assert session.closed
     with pytest.raises(rt.SessionClosedError):
         await session.send_message("anyone?")
@@ -276,3 +278,16 @@ async def test_drop_without_reconnect_closes(server: FakeRealtimeServer) -> None
     assert not got.of(ev.RealtimeConnectionEvent)[1:-1]  # no reconnect attempts
     assert session.closed
     await asyncio.sleep(0)  # the event loop is fine
+
+
+async def test_clean_server_close_ends_session_without_reconnecting(server: FakeRealtimeServer) -> None:
+    session = await start(server)
+    got = Collector()
+    session.subscribe(got)
+    await server.close(1000, "bye")
+    end = await got.wait(ev.RealtimeConnectionEvent, status="disconnected")
+    assert "1000" in (end.reason or "")
+    assert not [e for e in got.of(ev.RealtimeConnectionEvent) if e.status == "reconnecting"]
+    assert len(server.connections) == 1
+    with pytest.raises(rt.SessionClosedError):
+        await session.commit_audio()

@@ -429,6 +429,10 @@ class Session(ServerEvents):
             except asyncio.CancelledError:
                 raise
             except transport.ConnectionClosedOK as exc:
+                if exc.code == 1001 and self.reconnect_config.enabled:  # "going away": try elsewhere/again
+                    if not await recover(self, exc):
+                        return
+                    continue
                 logger.debug("fastvoice session %s: server closed (%s)", self.session_id, exc.code)
                 self._conn = None
                 self._finish(f"server closed the connection ({exc.code})")
