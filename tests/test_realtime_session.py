@@ -586,3 +586,21 @@ async def test_not_started_session_and_stop_from_a_subscriber(server: FakeRealti
         await session.send_message("hi")
         await asyncio.wait_for(stopped.wait(), 5)
         assert session.closed
+
+
+async def test_state_goes_idle_once_the_reply_has_been_heard(server: FakeRealtimeServer) -> None:
+    server.on_response_create(ScriptedResponse(audio=[pcm(20)] * 10))  # 200 ms, sent at once
+    session = await start(server)
+    got = Collector()
+    session.subscribe(got)
+    await session.send_message("hi")
+    await got.wait(ev.RealtimeAgentEndEvent)
+    t_end = got.times[got.events.index(got.of(ev.RealtimeAgentEndEvent)[0])]
+    t_first = got.times[got.events.index(got.of(ev.RealtimeAudioEvent)[0])]
+    assert session.state == "speaking"  # still playing (wall-clock estimate)
+    idle = await got.wait(ev.RealtimeAgentStateEvent, state="idle", timeout=2)
+    t_idle = got.times[got.events.index(idle)]
+    assert t_idle >= t_end and 0.19 <= t_idle - t_first <= 0.5
+    states = [e.state for e in got.of(ev.RealtimeAgentStateEvent)]
+    assert states == ["thinking", "speaking", "idle"]
+    await session.stop()

@@ -266,6 +266,7 @@ async def test_connection_lost_for_good_ends_session_cleanly() -> None:
     with pytest.raises(rt.SessionClosedError):
         await session.send_message("anyone?")
     await session.stop()
+    assert server.invalid_frames == []
 
 
 async def test_drop_without_reconnect_closes(server: FakeRealtimeServer) -> None:

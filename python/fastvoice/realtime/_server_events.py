@@ -7,6 +7,7 @@ costs fifty dictionary-free calls, not fifty scheduling rounds.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -18,7 +19,6 @@ from fastvoice.realtime import _protocol as P
 from fastvoice.realtime import events as ev
 
 if TYPE_CHECKING:
-    import asyncio
     import itertools
 
     from fastvoice.realtime._history import History
@@ -66,6 +66,8 @@ class ServerEvents:
     _interrupted: set[str]
     _resp_seq: itertools.count[int]
     _handlers: dict[str, Callable[[dict[str, Any], list[Any]], None]]
+    _closed: bool
+    _idle_timer: asyncio.TimerHandle | None
 
     def queue_frame(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -253,6 +255,25 @@ class ServerEvents:
             self.set_state("thinking", out)
         elif not self.playback.is_playing():
             self.set_state("idle", out)
+        else:
+            self._idle_later()
+
+    def _idle_later(self) -> None:
+        """The response is over but the listener is still hearing it: go idle once it has all been played."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        remaining = self.playback.received_ms - self.playback.played_ms
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(max(remaining, 20.0) / 1000, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._closed or self.state != "speaking" or self._response_active or self._create_sent:
+            return
+        if self.playback.is_playing():
+            self._idle_later()  # a ring buffer being drained slower than real time
+            return
+        self.set_state("idle")
 
     def _on_audio_json(self, data: dict[str, Any], out: list[Any]) -> None:
         # Deltas the native parser did not take (e.g. an odd-length G.711 chunk) come here.

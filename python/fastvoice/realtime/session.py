@@ -118,6 +118,7 @@ class Session(ServerEvents):
         self.audio_bytes_received = 0
         self.reconnects = 0
         self._handlers = self._handler_table()
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._ready_timeout = ready_timeout
         self._ready: asyncio.Future[None] | None = None
 
@@ -193,6 +194,8 @@ class Session(ServerEvents):
     def _finish(self, reason: str) -> None:
         """Common end of a session (stopped, or the connection lost for good)."""
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self.tools.cancel()
         self.guardrails.cancel()
         self.deliver([ev.RealtimeConnectionEvent(status="disconnected", reason=reason)])
