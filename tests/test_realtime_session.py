@@ -604,3 +604,29 @@ async def test_state_goes_idle_once_the_reply_has_been_heard(server: FakeRealtim
     states = [e.state for e in got.of(ev.RealtimeAgentStateEvent)]
     assert states == ["thinking", "speaking", "idle"]
     await session.stop()
+
+
+async def test_async_for_backlog_is_bounded_and_dropped_when_subscribing(server: FakeRealtimeServer) -> None:
+    server.on_response_create(ScriptedResponse(audio=[pcm(20)] * 50))
+    session = await start(server, event_buffer=8)
+    await session.send_message("hi")
+    await server.wait_for("response.create")
+    await server.wait_idle()
+    await asyncio.sleep(0.1)
+    stream = session.__aiter__()
+    backlog = [await stream.__anext__() for _ in range(8)]
+    assert stream.dropped > 40  # older events were dropped, not kept forever
+    assert isinstance(backlog[-1], ev.RealtimeAgentEndEvent | ev.RealtimeHistoryUpdatedEvent)
+
+    # An app that subscribes first keeps no backlog at all; `async for` later starts from then on.
+    session2 = await start(server)
+    got = Collector()
+    session2.subscribe(got)
+    assert not session2._stream_attached
+    server.on_response_create(ScriptedResponse(text="later"))
+    it = session2.__aiter__()
+    await session2.send_message("x")
+    first = await asyncio.wait_for(it.__anext__(), 5)
+    assert first is got.events[0]  # the same object both ways, nothing from before iterating
+    await session.stop()
+    await session2.stop()

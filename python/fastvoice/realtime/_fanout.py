@@ -193,6 +193,9 @@ class Fanout:
     def add_stream(self, stream: EventStream) -> None:
         self._subs = (*self._subs, stream)
 
+    def remove_stream(self, stream: EventStream) -> None:
+        self._subs = tuple(s for s in self._subs if s is not stream)
+
     @property
     def active(self) -> bool:
         return bool(self._subs)

@@ -91,6 +91,8 @@ class Session(ServerEvents):
         self._fanout = Fanout()
         self._stream = EventStream(event_buffer)
         self._fanout.add_stream(self._stream)
+        self._stream_attached = True
+        self._stream_used = False
         self.playback = PlaybackTracker(self._out_fmt)
         self._audio_in = AudioInput(self._in_fmt)
         self._outage = OutageBuffer(self.reconnect_config.max_buffered_audio_bytes)
@@ -258,7 +260,16 @@ class Session(ServerEvents):
 
     def subscribe(self, handler: Subscriber) -> None:
         """Deliver every later event to ``handler``: a sync or async callable of one event, or an
-        ``asyncio.Queue``. Subscribing the same handler again does nothing."""
+        ``asyncio.Queue``. Subscribing the same handler again does nothing.
+
+        An application that subscribes before it ever iterates the session uses subscribers, so the session
+        stops keeping a backlog for ``async for`` (which would otherwise hold up to ``event_buffer`` events,
+        audio included, that nobody reads); an ``async for`` started later sees events from then on.
+        """
+        if not self._stream_used and self._stream_attached:
+            self._fanout.remove_stream(self._stream)
+            self._stream = EventStream(self._stream.maxlen)
+            self._stream_attached = False
         self._fanout.subscribe(handler)
 
     def unsubscribe(self, handler: Subscriber) -> None:
@@ -266,8 +277,15 @@ class Session(ServerEvents):
         self._fanout.unsubscribe(handler)
 
     def __aiter__(self) -> EventStream:
-        """``async for event in session``: every event since the session started (bounded backlog), until
-        the session ends."""
+        """``async for event in session``: every event since the session started (bounded backlog; see
+        :meth:`subscribe`), until the session ends."""
+        self._stream_used = True
+        if not self._stream_attached:
+            self._stream_attached = True
+            if self._closed:
+                self._stream.end()
+            else:
+                self._fanout.add_stream(self._stream)
         return self._stream
 
     def deliver(self, events: list[Any]) -> None:
