@@ -127,4 +127,5 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("realtime_tools_reply.wav"))
     parser.add_argument("--fake", action="store_true", help="use the local fake server even if a key is set")
     args = parser.parse_args()
-    asyncio.run(main(args.out, args.fake or realtime.resolve_api_key() is None))
+    # A real model may not do what the script expects: give up after two minutes rather than hang.
+    asyncio.run(asyncio.wait_for(main(args.out, args.fake or realtime.resolve_api_key() is None), 120))
