@@ -67,6 +67,7 @@ class ServerEvents:
     _resp_seq: itertools.count[int]
     _handlers: dict[str, Callable[[dict[str, Any], list[Any]], None]]
     _closed: bool
+    _meta: dict[str, Any]
     _idle_timer: asyncio.TimerHandle | None
 
     def queue_frame(self, event: dict[str, Any]) -> None:
@@ -125,7 +126,9 @@ class ServerEvents:
     ) -> None:
         n = len(audio)
         self.audio_bytes_received += n
-        telemetry.execute(telemetry.REALTIME_AUDIO_RECEIVED, {"bytes": n}, {"session_id": self.session_id})
+        # No dicts per chunk unless a handler listens.
+        if telemetry._table.get(telemetry.REALTIME_AUDIO_RECEIVED):
+            telemetry.execute(telemetry.REALTIME_AUDIO_RECEIVED, {"bytes": n}, self._meta)
         if response_id in self._interrupted:
             return
         if self.state != "speaking":

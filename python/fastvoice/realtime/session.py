@@ -76,6 +76,7 @@ class Session(ServerEvents):
             raise TypeError("config must be a fastvoice.realtime.RunConfig")
         key = require_api_key(api_key)  # fails before any connection attempt
         self.session_id = f"fvs_{next(_ids)}"
+        self._meta = {"session_id": self.session_id}  # shared by the per-chunk telemetry events
         self.agent = agent
         self.model = P.resolve_model(agent, self.config)
         self._url = _session_url(url, self.model)
@@ -361,7 +362,8 @@ class Session(ServerEvents):
             self._outage.add(payload)
             return
         self.audio_bytes_sent += n
-        telemetry.execute(telemetry.REALTIME_AUDIO_SENT, {"bytes": n}, {"session_id": self.session_id})
+        if telemetry._table.get(telemetry.REALTIME_AUDIO_SENT):  # no dicts per chunk unless someone listens
+            telemetry.execute(telemetry.REALTIME_AUDIO_SENT, {"bytes": n}, self._meta)
 
     async def commit_audio(self) -> None:
         """Commit the input audio buffer (push-to-talk end of turn); resampler tails are sent first."""
