@@ -26,6 +26,7 @@ import pydantic
 import pytest
 from fastvoice import realtime as rt
 from fastvoice import telemetry
+from fastvoice.audio import parse_audio_delta
 from fastvoice.realtime import _protocol as P
 from fastvoice.testing import FakeRealtimeServer, ScriptedResponse, validate_client_event
 from openai.types.realtime import RealtimeClientEvent
@@ -187,6 +188,92 @@ def test_fake_server_stream(benchmark: Any, strict: bool) -> None:
     benchmark.extra_info["impl"] = f"FakeRealtimeServer strict={strict}"
     got = benchmark.pedantic(lambda: asyncio.run(stream(strict, n)), rounds=3, iterations=1)
     assert got == n * len(PCM_20MS)
+
+
+# --- per-frame dispatch of 50 audio deltas (1 s of audio): what each client does with a received frame ---
+
+DELTA_FRAMES = [
+    json.dumps(
+        {
+            "type": "response.output_audio.delta",
+            "event_id": f"ev_{i}",
+            "response_id": "resp_1",
+            "item_id": "item_1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": base64.b64encode(PCM_20MS).decode(),
+        }
+    )
+    for i in range(50)
+]
+
+
+def _bench_session() -> tuple[rt.Session, list[Any]]:
+    session = rt.Session(rt.agent("A", "x"), api_key="sk-bench-000000")
+    got: list[Any] = []
+    session.subscribe(got.append)
+    return session, got
+
+
+def dispatch_native(session: rt.Session, got: list[Any]) -> bytes:
+    got.clear()
+    out: list[Any] = []
+    for frame in DELTA_FRAMES:  # the transport does this parse off the loop thread
+        d = parse_audio_delta(frame)
+        assert d is not None
+        session._on_audio(d.pcm, d.item_id, d.content_index, d.response_id, out)
+    session._fanout.deliver(out)
+    return b"".join(e.audio for e in got if isinstance(e, rt.events.RealtimeAudioEvent))
+
+
+def dispatch_json(session: rt.Session, got: list[Any]) -> bytes:
+    got.clear()
+    out: list[Any] = []
+    for frame in DELTA_FRAMES:
+        session._on_text(frame, out)
+    session._fanout.deliver(out)
+    return b"".join(e.audio for e in got if isinstance(e, rt.events.RealtimeAudioEvent))
+
+
+def dispatch_openai_agents_style() -> bytes:
+    from agents.realtime.openai_realtime import get_server_event_type_adapter
+
+    adapter = get_server_event_type_adapter()
+    audio = b""
+    for frame in DELTA_FRAMES:  # json.loads, then pydantic validation of the event, then base64
+        event = adapter.validate_python(json.loads(frame))
+        audio += base64.b64decode(event.delta)
+    return audio
+
+
+def dispatch_preparsed(session: rt.Session, got: list[Any]) -> bytes:
+    got.clear()
+    out: list[Any] = []
+    for d in PARSED:  # the loop thread's share when the transport delivers AudioDelta objects
+        session._on_audio(d.pcm, d.item_id, d.content_index, d.response_id, out)
+    session._fanout.deliver(out)
+    return b"".join(e.audio for e in got if isinstance(e, rt.events.RealtimeAudioEvent))
+
+
+PARSED = [d for d in map(parse_audio_delta, DELTA_FRAMES) if d is not None]
+DISPATCH_IMPLS = {
+    "fastvoice, loop-thread share (AudioDelta from the transport)": dispatch_preparsed,
+    "fastvoice, parse + dispatch (AudioDelta)": dispatch_native,
+    "fastvoice, JSON fallback path": dispatch_json,
+}
+
+
+@pytest.mark.parametrize("impl", [*DISPATCH_IMPLS, "openai-agents parse + validate + base64 only"])
+def test_dispatch_50_deltas(benchmark: Any, impl: str) -> None:
+    benchmark.group = "dispatch 50 audio deltas"
+    benchmark.extra_info["impl"] = impl
+    if impl.startswith("openai-agents"):
+        pytest.importorskip("agents.realtime", reason="openai-agents is not installed (test extra)")
+        got = benchmark(dispatch_openai_agents_style)
+    else:
+        session, sink = _bench_session()
+        got = benchmark(DISPATCH_IMPLS[impl], session, sink)
+    assert got == PCM_20MS * 50
 
 
 # --- full-duplex sessions: fastvoice Session vs openai-agents RealtimeSession -------------------------------
