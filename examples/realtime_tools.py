@@ -74,9 +74,11 @@ async def main(out: pathlib.Path, fake: bool) -> None:
             async def model() -> None:  # the fake "model" calls the three tools in turn
                 await server.call_tool("get_weather", {"city": "Lisbon"})
                 await server.wait_for("response.create")
+                await asyncio.sleep(0.05)  # let the fake model answer that request first
                 await server.wait_idle()
                 await server.call_tool("book_table", {"restaurant": "Chez Nous", "people": 2})
                 await server.wait_for("response.create")
+                await asyncio.sleep(0.05)  # let the fake model answer that request first
                 await server.wait_idle()
                 await server.call_tool("get_time", {})
 

@@ -283,6 +283,8 @@ async def test_tool_error_and_unknown_tool(server: FakeRealtimeServer) -> None:
     assert isinstance(err.error, RuntimeError)
     out = await server.wait_for("conversation.item.create")
     assert out["item"]["call_id"] == c1 and "boom: test" in out["item"]["output"]
+    await server.wait_for("response.create")
+    await asyncio.sleep(0.05)  # let the server start (and finish) that response before scripting the next
     await server.wait_idle()
     c2 = await server.call_tool("no_such_tool", {})
     out = await server.wait_for("conversation.item.create")
@@ -322,6 +324,8 @@ async def test_tool_approval_approve_and_reject(server: FakeRealtimeServer) -> N
     await session.approve_tool_call(c1)
     out = await server.wait_for("conversation.item.create")
     assert out["item"]["output"] == "deleted bob"
+    await server.wait_for("response.create")
+    await asyncio.sleep(0.05)  # let the server start (and finish) that response before scripting the next
     await server.wait_idle()
     c2 = await server.call_tool("delete_account", {"user": "eve"})
     await got.wait(ev.RealtimeToolApprovalRequiredEvent, count=2)
