@@ -106,3 +106,30 @@ async def test_async_for_backlog_is_bounded_and_dropped_when_subscribing(server:
     assert first is got.events[0]  # the same object both ways, nothing from before iterating
     await session.stop()
     await session2.stop()
+
+
+async def test_send_raw_passes_any_client_event(server: FakeRealtimeServer) -> None:
+    session = await start(server)
+    await session.send_raw({"type": "input_audio_buffer.clear", "event_id": "my_clear"})
+    assert (await server.wait_for("input_audio_buffer.clear"))["event_id"] == "my_clear"
+    with pytest.raises(ValueError, match="string 'type'"):
+        await session.send_raw({"no": "type"})
+    await session.stop()
+
+
+async def test_g711_playback_ring_buffer_gets_decoded_pcm(server: FakeRealtimeServer) -> None:
+    from fastvoice import audio
+
+    settings = rt.SessionModelSettings(output_audio_format="g711_alaw")
+    codes = audio.alaw_encode(pcm(40)[::3][: 8 * 40 * 2])  # 40 ms at 8 kHz
+    server.on_response_create(ScriptedResponse(audio=[codes[:161], codes[161:]]))
+    session = await start(server, config=rt.RunConfig(model_settings=settings))
+    ring = audio.RingBuffer(8000)
+    session.playback.use_ring_buffer(ring)
+    got = Collector()
+    session.subscribe(got)
+    await session.send_message("hi")
+    await got.wait(ev.RealtimeAgentEndEvent)
+    assert ring.read().tobytes() == audio.alaw_decode(codes)
+    assert session.playback.played_ms == pytest.approx(len(codes) / 8)  # 1 byte per sample at 8 kHz
+    await session.stop()
