@@ -133,3 +133,16 @@ async def test_g711_playback_ring_buffer_gets_decoded_pcm(server: FakeRealtimeSe
     assert ring.read().tobytes() == audio.alaw_decode(codes)
     assert session.playback.played_ms == pytest.approx(len(codes) / 8)  # 1 byte per sample at 8 kHz
     await session.stop()
+
+
+async def test_refused_key_is_a_clear_connect_error() -> None:
+    from fastvoice import transport
+
+    async with FakeRealtimeServer(api_key="sk-the-right-key-1234") as server:
+        with pytest.raises(transport.ConnectError) as info:
+            await rt.start_session(ASSISTANT, api_key="sk-the-wrong-key-5678", url=server.url)
+        assert info.value.status == 401
+        assert "wrong-key" not in str(info.value)
+        session = await rt.start_session(ASSISTANT, api_key="sk-the-right-key-1234", url=server.url)
+        await server.wait_for("session.update")
+        await session.stop()
