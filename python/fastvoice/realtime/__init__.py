@@ -1,8 +1,8 @@
 """Realtime voice agents on the OpenAI Realtime API (GA protocol).
 
 This package holds the parts that do not touch the network: agents, tools, handoffs, configuration, events,
-auth and the client-event builders (:mod:`fastvoice.realtime._protocol`). The session and runner build on
-them.
+auth and the client-event builders (:mod:`fastvoice.realtime._protocol`). The session (:func:`start_session`,
+:class:`Session`) and :class:`Runner` build on them.
 """
 
 from fastvoice.realtime import events
@@ -28,6 +28,8 @@ from fastvoice.realtime.config import (
     TurnDetectionConfig,
 )
 from fastvoice.realtime.handoffs import Handoff, handoff
+from fastvoice.realtime.runner import Runner
+from fastvoice.realtime.session import Session, SessionClosedError, start_session, stop_session
 from fastvoice.realtime.tools import (
     ClientTool,
     FunctionTool,
@@ -52,6 +54,9 @@ __all__ = [
     "Prompt",
     "ReconnectConfig",
     "RunConfig",
+    "Runner",
+    "Session",
+    "SessionClosedError",
     "SessionModelSettings",
     "ToolArgumentsError",
     "ToolContext",
@@ -71,4 +76,6 @@ __all__ = [
     "redact",
     "require_api_key",
     "resolve_api_key",
+    "start_session",
+    "stop_session",
 ]

@@ -1,0 +1,157 @@
+"""How much of the assistant's audio the listener has actually heard: the truth behind a truncation.
+
+When the user barges in, the server must be told where to cut the assistant item
+(``conversation.item.truncate``'s ``audio_end_ms``), or the model believes it said things nobody heard. Audio
+arrives much faster than it plays, so "what was received" is the wrong answer. Three sources, best first:
+
+1. a :class:`fastvoice.audio.RingBuffer` registered with :meth:`PlaybackTracker.use_ring_buffer`: the session
+   writes every delta into it and its ``consumed`` counter (advanced by the audio callback that reads it) is
+   exactly what reached the speaker; on interruption the session also clears it, so playback stops at once;
+2. progress the application reports with :meth:`PlaybackTracker.played`;
+3. otherwise a wall-clock estimate: time since the item's first delta, capped by the audio received.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastvoice._fastvoice import RingBuffer, alaw_decode, ulaw_decode
+from fastvoice.realtime.config import AudioFormatInfo
+
+__all__ = ["PlaybackTracker"]
+
+
+class PlaybackTracker:
+    """Playback accounting for the current assistant audio item of one session (``session.playback``)."""
+
+    __slots__ = (
+        "_decode",
+        "_fmt",
+        "_reported_bytes",
+        "_ring",
+        "_ring_start",
+        "_t0",
+        "content_index",
+        "item_id",
+        "received_bytes",
+        "response_id",
+    )
+
+    def __init__(self, fmt: AudioFormatInfo) -> None:
+        self._fmt = fmt
+        self._ring: RingBuffer | None = None
+        self._decode = {"audio/pcmu": ulaw_decode, "audio/pcma": alaw_decode}.get(fmt.ga_type)
+        self.item_id: str | None = None
+        self.content_index = 0
+        self.response_id: str | None = None
+        self.received_bytes = 0
+        self._reported_bytes: int | None = None
+        self._t0 = 0.0
+        self._ring_start = 0
+
+    # ---- application API
+
+    def use_ring_buffer(self, ring: RingBuffer | None) -> None:
+        """Route assistant audio into ``ring`` (PCM16 at the output format's rate; G.711 is decoded) and take
+        its ``consumed`` count as the truth about playback. ``None`` stops doing so."""
+        if ring is not None and not isinstance(ring, RingBuffer):
+            raise TypeError(
+                f"use_ring_buffer() takes a fastvoice.audio.RingBuffer, got {type(ring).__name__}"
+            )
+        self._ring = ring
+        if ring is not None:
+            self._ring_start = ring.written
+
+    @property
+    def ring_buffer(self) -> RingBuffer | None:
+        return self._ring
+
+    def played(
+        self, item_id: str, content_index: int = 0, *, n_bytes: int | None = None, ms: float | None = None
+    ) -> None:
+        """Report that ``n_bytes`` (in the output format) or ``ms`` more of ``item_id`` were played.
+
+        Reports for an item other than the current one are ignored (it already finished or was cut).
+        """
+        if (n_bytes is None) == (ms is None):
+            raise ValueError("played() takes exactly one of n_bytes= or ms=")
+        if n_bytes is not None and (isinstance(n_bytes, bool) or not isinstance(n_bytes, int) or n_bytes < 0):
+            raise ValueError(f"n_bytes must be a non-negative int, got {n_bytes!r}")
+        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int | float) or not ms >= 0):
+            raise ValueError(f"ms must be a non-negative number, got {ms!r}")
+        if item_id != self.item_id or content_index != self.content_index:
+            return
+        add = n_bytes if n_bytes is not None else round(ms * self._bytes_per_ms()) if ms is not None else 0
+        self._reported_bytes = (self._reported_bytes or 0) + add
+
+    @property
+    def received_ms(self) -> float:
+        """Milliseconds of the current item received so far."""
+        return self._fmt.duration_ms(self.received_bytes)
+
+    @property
+    def played_ms(self) -> float:
+        """Best knowledge of how much of the current item was heard (never more than was received)."""
+        if self.item_id is None:
+            return 0.0
+        received = self.received_ms
+        ring = self._ring
+        if ring is not None:
+            samples = max(0, ring.consumed - self._ring_start)
+            return min(received, samples * 1000.0 / self._fmt.sample_rate)
+        if self._reported_bytes is not None:
+            return min(received, self._fmt.duration_ms(self._reported_bytes))
+        return min(received, (time.monotonic() - self._t0) * 1000.0)
+
+    @property
+    def source(self) -> str:
+        """Where :attr:`played_ms` comes from: ``"ring_buffer"``, ``"reported"`` or ``"wall_clock"``."""
+        if self._ring is not None:
+            return "ring_buffer"
+        return "reported" if self._reported_bytes is not None else "wall_clock"
+
+    def is_playing(self) -> bool:
+        """Whether some received audio of the current item has not been heard yet."""
+        return self.item_id is not None and self.played_ms < self.received_ms
+
+    # ---- session side
+
+    def _bytes_per_ms(self) -> float:
+        return self._fmt.sample_rate * self._fmt.bytes_per_sample / 1000.0
+
+    def on_audio(self, item_id: str, content_index: int, response_id: str | None, audio: bytes) -> None:
+        """A delta arrived (called by the session for every delta it delivers)."""
+        if item_id != self.item_id or content_index != self.content_index:
+            self.item_id = item_id
+            self.content_index = content_index
+            self.response_id = response_id
+            self.received_bytes = 0
+            self._reported_bytes = None
+            self._t0 = time.monotonic()
+            if self._ring is not None:
+                self._ring_start = self._ring.written
+        self.received_bytes += len(audio)
+        ring = self._ring
+        if ring is not None:
+            decode = self._decode
+            ring.write(decode(audio) if decode is not None else audio)
+
+    def cut(self) -> tuple[str, int, int] | None:
+        """End the current item now: returns ``(item_id, content_index, audio_end_ms)`` if some of it was not
+        heard yet (and clears the ring buffer), else ``None``. Either way the item is no longer current."""
+        if self.item_id is None:
+            return None
+        played = self.played_ms
+        result = None
+        if played < self.received_ms:
+            result = (self.item_id, self.content_index, int(played))
+        if self._ring is not None:
+            self._ring.clear()
+        self.reset()
+        return result
+
+    def reset(self) -> None:
+        self.item_id = None
+        self.response_id = None
+        self.received_bytes = 0
+        self._reported_bytes = None
