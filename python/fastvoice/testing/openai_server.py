@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pydantic
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from fastvoice.realtime.auth import redact
 from fastvoice.testing.validation import EventValidationError, validate_client_event, validate_server_event
@@ -222,9 +222,9 @@ class FakeOpenAIServer:
         body: dict[str, Any] = {}
         try:
             async for part in await request.multipart():
-                if part.name is None:
+                if not isinstance(part, BodyPartReader) or part.name is None:
                     continue
-                raw = await part.read()  # type: ignore[union-attr]
+                raw = await part.read()
                 body[part.name] = bytes(raw) if part.name == "file" else bytes(raw).decode()
         except (ValueError, AssertionError) as exc:
             self.requests.append(RecordedRequest(path, {}))
