@@ -21,7 +21,6 @@ import wave
 
 import numpy as np
 import pytest
-
 from fastvoice import voice
 from fastvoice.testing import FakeOpenAIServer
 from fastvoice.voice.providers.openai import OpenAIVoiceModelProvider

@@ -10,7 +10,6 @@ import time
 import aiohttp
 import numpy as np
 import pytest
-
 from fastvoice import transport
 from fastvoice.testing import FakeOpenAIServer
 from fastvoice.testing.openai_server import validate_request
@@ -29,7 +28,11 @@ async def server():
     ("kind", "body", "problem"),
     [
         ("speech", {"model": "m", "input": "x", "voice": "nova", "voise": "x"}, "unknown field"),
-        ("speech", {"model": "m", "input": "x", "voice": "nova", "response_format": "pcm16"}, "response_format"),
+        (
+            "speech",
+            {"model": "m", "input": "x", "voice": "nova", "response_format": "pcm16"},
+            "response_format",
+        ),
         ("speech", {"model": "m", "input": "x"}, "missing"),
         ("responses", {"model": "m", "input": [{"role": "userr", "content": "x"}]}, "input"),
         ("responses", {"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools"),
@@ -54,13 +57,17 @@ async def test_invalid_request_gets_400_and_is_recorded(server):
 
 async def test_wrong_key_is_401_and_failures_are_consumed_in_order(server):
     async with aiohttp.ClientSession() as s:
-        async with s.post(server.base_url + "/responses", json={}, headers={"Authorization": "Bearer x"}) as r:
+        async with s.post(
+            server.base_url + "/responses", json={}, headers={"Authorization": "Bearer x"}
+        ) as r:
             assert r.status == 401 and (await r.json())["error"]["code"] == "invalid_api_key"
         server.fail("/responses", 503, times=2)
         statuses = []
         for _ in range(3):
             async with s.post(
-                server.base_url + "/responses", json={"model": "m", "input": "hi", "stream": True}, headers=AUTH
+                server.base_url + "/responses",
+                json={"model": "m", "input": "hi", "stream": True},
+                headers=AUTH,
             ) as r:
                 statuses.append(r.status)
                 await r.read()
