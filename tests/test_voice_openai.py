@@ -349,3 +349,38 @@ def test_provider_resolution_and_base_url(monkeypatch, tmp_path):
     assert isinstance(resolve_provider(None), OpenAIVoiceModelProvider)
     monkeypatch.delenv("OPENAI_BASE_URL")
     assert OpenAIVoiceModelProvider().base_url == "https://api.openai.com/v1"
+
+
+async def test_streamed_session_goes_on_after_a_failed_turn(server, provider):
+    path = SHARED / "two_turns_16k.wav"
+    if not path.exists():
+        pytest.skip(f"shared audio {path} is not available")
+    server.stt_texts = ["lost", "second turn"]
+    server.fail_realtime_turns = {0}
+    inp = voice.StreamedAudioInput(sample_rate=16000)
+    result = await voice.Pipeline(
+        voice.SimpleWorkflow(lambda t: f"Heard {t}."), provider=provider
+    ).run_streamed(inp)
+    with wave.open(str(path)) as w:
+        await inp.push(np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"))
+    await inp.close()
+    events = await _events(result)
+    errors = [e.error for e in events if isinstance(e, voice.VoiceStreamEventError)]
+    assert len(errors) == 1 and isinstance(errors[0], voice.STTError) and "scripted failure" in str(errors[0])
+    assert [t.transcript for t in result.turns] == ["second turn"]
+    assert _audio(events) == server.speech_audio("Heard second turn.")
+    assert _lifecycle(events)[-1] == "session_ended"
+
+
+async def test_connection_refused_is_retried_then_a_clear_error():
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with OpenAIVoiceModelProvider(api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1", retry=FAST) as p:
+        result = await voice.Pipeline(voice.SimpleWorkflow(str), provider=p).run(voice.AudioInput(_wav()))
+        events = await _events(result)
+    [err] = result.errors
+    assert isinstance(err, OpenAISTTStatusError) and err.status == 0 and "Connect" in str(err)
+    assert _lifecycle(events) == ["session_ended"]

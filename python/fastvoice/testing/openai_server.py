@@ -127,6 +127,9 @@ class FakeOpenAIServer:
     - delays in seconds: `stt_delay`, `llm_delay` (before the first event), `tts_delay` (before
       the first byte), `tts_chunk_interval` (between chunks); `tts_chunk_bytes`.
     - `cut_speech_after`: drop the connection after this many bytes of a speech body.
+    - `fail_realtime_turns`: indices of transcription-session turns answered with
+      `conversation.item.input_audio_transcription.failed` (each still consumes a transcript).
+    - `vad_threshold_db`: the transcription session's energy VAD level (dBFS, 20 ms frames).
     """
 
     def __init__(self, *, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -143,6 +146,7 @@ class FakeOpenAIServer:
         self.tts_chunk_bytes = 4800
         self.cut_speech_after: int | None = None
         self.vad_threshold_db = -40.0
+        self.fail_realtime_turns: set[int] = set()
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []
         self._failures: dict[str, list[tuple[int, str]]] = {}
@@ -525,11 +529,23 @@ class _Transcription:
         await self.send(
             {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None}
         )
+        index = self.server._stt_index
         text = self.server._next_transcript()
-        self.tasks.append(asyncio.create_task(self.transcribe(item_id, text)))
+        self.tasks.append(asyncio.create_task(self.transcribe(item_id, text, index)))
 
-    async def transcribe(self, item_id: str, text: str) -> None:
+    async def transcribe(self, item_id: str, text: str, index: int) -> None:
         await asyncio.sleep(self.server.stt_delay)
+        if index in self.server.fail_realtime_turns:
+            error = {"type": "server_error", "code": "transcription_failed", "message": "scripted failure"}
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.failed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "error": error,
+                }
+            )
+            return
         for i, word in enumerate(text.split(" ")):
             await self.send(
                 {

@@ -150,6 +150,7 @@ class RealtimeTranscription(StreamedTranscription):
         self._input = audio_input
         self._settings = settings
         self.partials: dict[str, str] = {}
+        self.final_timeout = 30.0
 
     async def transcripts(self) -> AsyncIterator[str | STTError]:
         client = self._model._client
@@ -167,7 +168,14 @@ class RealtimeTranscription(StreamedTranscription):
             cleared = False
             t0 = time.perf_counter()
             while not (cleared and not pending):
-                event = await self._recv(conn)
+                # Once all audio is sent, a silent server must not hang the pipeline.
+                if sender.done() and (failed := sender.exception()) is not None:
+                    raise STTError(f"sending audio to the transcription session failed: {failed}") from failed
+                timeout = self.final_timeout if sender.done() else None
+                try:
+                    event = await asyncio.wait_for(self._recv(conn), timeout)
+                except TimeoutError as exc:
+                    raise STTError(f"no final transcript within {self.final_timeout} s") from exc
                 etype = event.get("type")
                 item = str(event.get("item_id", ""))
                 if etype == "input_audio_buffer.speech_started":
@@ -253,7 +261,7 @@ class RealtimeTranscription(StreamedTranscription):
                 code=error.get("code"),
                 error_type=error.get("type"),
             )
-        if event.get("type") != etype:
+        if event.get("type") not in (etype, etype.replace("session.", "transcription_session.")):
             raise STTError(f"transcription session: expected {etype}, got {event.get('type')!r}")
 
 
