@@ -13,11 +13,13 @@ Timed run: .venv/bin/python -m pytest benches/bench_voice_openai.py --benchmark-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import statistics
 import threading
 import time
 import wave
+from typing import Any
 
 import numpy as np
 import pytest
@@ -72,11 +74,21 @@ def fake():
     srv.close()
 
 
-async def _fastvoice_turn(base_url: str, wav: bytes, expected: bytes) -> tuple[float, float]:
-    async with (
-        OpenAIVoiceModelProvider(api_key=KEY, base_url=base_url) as provider,
-        voice.AgentWorkflow(agent={"instructions": INSTRUCTIONS}, api_key=KEY, base_url=base_url) as agent,
-    ):
+async def _fastvoice_turn(
+    base_url: str, wav: bytes, expected: bytes, kept: tuple[Any, Any] | None = None
+) -> tuple[float, float]:
+    """One turn; `kept` = (provider, agent) reused across turns (kept-alive connections)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if kept is None:
+            provider = await stack.enter_async_context(
+                OpenAIVoiceModelProvider(api_key=KEY, base_url=base_url)
+            )
+            agent = await stack.enter_async_context(
+                voice.AgentWorkflow(agent={"instructions": INSTRUCTIONS}, api_key=KEY, base_url=base_url)
+            )
+        else:
+            provider, agent = kept
+            agent.reset()
         pipeline = voice.Pipeline(agent, provider=provider)
         cpu0, t0 = time.thread_time(), time.perf_counter()
         result = await pipeline.run(voice.AudioInput(wav))
@@ -119,7 +131,7 @@ async def _agents_turn(base_url: str, pcm: np.ndarray, expected: bytes) -> tuple
     return first, cpu
 
 
-@pytest.mark.parametrize("side", ["fastvoice", "openai-agents"])
+@pytest.mark.parametrize("side", ["fastvoice", "fastvoice-kept-alive", "openai-agents"])
 def test_time_to_first_audio(benchmark, fake, side):
     pytest.importorskip("agents.voice", reason="openai-agents is not installed")
     pcm = _pcm()
@@ -128,12 +140,19 @@ def test_time_to_first_audio(benchmark, fake, side):
     firsts: list[float] = []
     cpus: list[float] = []
     loop = asyncio.new_event_loop()
+    kept: tuple[Any, Any] | None = None
+    if side == "fastvoice-kept-alive":
+        base = fake.server.base_url
+        kept = (
+            OpenAIVoiceModelProvider(api_key=KEY, base_url=base),
+            voice.AgentWorkflow(agent={"instructions": INSTRUCTIONS}, api_key=KEY, base_url=base),
+        )
 
     def turn() -> None:
         fake.server.stt_texts = [REPLY_TEXT]
         fake.server._stt_index = 0
-        if side == "fastvoice":
-            first, cpu = loop.run_until_complete(_fastvoice_turn(fake.server.base_url, wav, expected))
+        if side.startswith("fastvoice"):
+            first, cpu = loop.run_until_complete(_fastvoice_turn(fake.server.base_url, wav, expected, kept))
         else:
             first, cpu = loop.run_until_complete(_agents_turn(fake.server.base_url, pcm, expected))
         firsts.append(first)
@@ -143,6 +162,9 @@ def test_time_to_first_audio(benchmark, fake, side):
     try:
         benchmark.pedantic(turn, rounds=15, iterations=1, warmup_rounds=2)
     finally:
+        if kept is not None:
+            loop.run_until_complete(kept[0].aclose())
+            loop.run_until_complete(kept[1].aclose())
         loop.close()
     overhead_ms = (statistics.median(firsts) - DELAYS) * 1000
     benchmark.extra_info.update(
