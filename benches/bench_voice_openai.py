@@ -131,7 +131,32 @@ async def _agents_turn(base_url: str, pcm: np.ndarray, expected: bytes) -> tuple
     return first, cpu
 
 
-@pytest.mark.parametrize("side", ["fastvoice", "fastvoice-kept-alive", "openai-agents"])
+async def _floor_turn(base_url: str, wav: bytes, expected: bytes) -> tuple[float, float]:
+    """The same three requests made back to back with bare aiohttp: the floor any client has
+    (loopback HTTP, the server's timer overshoot, cross-thread wake-ups)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as s:
+        cpu0, t0 = time.thread_time(), time.perf_counter()
+        form = aiohttp.FormData()
+        form.add_field("file", wav, filename="a.wav", content_type="audio/wav")
+        form.add_field("model", "gpt-4o-transcribe")
+        async with s.post(base_url + "/audio/transcriptions", data=form) as r:
+            text = (await r.json())["text"]
+        body = {"model": "m", "input": [{"role": "user", "content": text}], "stream": True}
+        async with s.post(base_url + "/responses", json=body) as r:
+            await r.read()
+        speech = {"model": "m", "input": f"You said: {text}.", "voice": "nova", "response_format": "pcm"}
+        async with s.post(base_url + "/audio/speech", json=speech) as r:
+            chunk = await r.content.readany()
+            first = time.perf_counter() - t0
+            data = chunk + await r.read()
+        cpu = time.thread_time() - cpu0
+    assert data == expected
+    return first, cpu
+
+
+@pytest.mark.parametrize("side", ["floor-bare-aiohttp", "fastvoice", "fastvoice-kept-alive", "openai-agents"])
 def test_time_to_first_audio(benchmark, fake, side):
     pytest.importorskip("agents.voice", reason="openai-agents is not installed")
     pcm = _pcm()
@@ -151,7 +176,9 @@ def test_time_to_first_audio(benchmark, fake, side):
     def turn() -> None:
         fake.server.stt_texts = [REPLY_TEXT]
         fake.server._stt_index = 0
-        if side.startswith("fastvoice"):
+        if side == "floor-bare-aiohttp":
+            first, cpu = loop.run_until_complete(_floor_turn(fake.server.base_url, wav, expected))
+        elif side.startswith("fastvoice"):
             first, cpu = loop.run_until_complete(_fastvoice_turn(fake.server.base_url, wav, expected, kept))
         else:
             first, cpu = loop.run_until_complete(_agents_turn(fake.server.base_url, pcm, expected))
