@@ -287,13 +287,24 @@ async def test_streamed_two_turns_over_the_realtime_transcription_session(server
     replies = []
     wf = voice.SimpleWorkflow(lambda text: replies.append(text) or [f"Got {len(replies)}."])
     inp = voice.StreamedAudioInput(sample_rate=16000)
-    result = await voice.Pipeline(wf, provider=provider).run_streamed(inp)
-    with wave.open(str(path)) as w:
-        pcm = w.readframes(w.getnframes())
-    for i in range(0, len(pcm), 640):
-        await inp.push(pcm[i : i + 640])
-    await inp.close()
-    events = await _events(result)
+    partials = []
+    telemetry.attach(
+        "voice-openai-partials",
+        ("fastvoice", "voice", "stt", "partial"),
+        lambda e, m, md, cfg=None: partials.append(md["transcript"]),
+    )
+    try:
+        result = await voice.Pipeline(wf, provider=provider).run_streamed(inp)
+        with wave.open(str(path)) as w:
+            pcm = w.readframes(w.getnframes())
+        for i in range(0, len(pcm), 640):
+            await inp.push(pcm[i : i + 640])
+        await inp.close()
+        events = await _events(result)
+    finally:
+        telemetry.detach("voice-openai-partials")
+    assert partials[:2] == ["Hello", "Hello there."]  # growing partial transcripts, one per delta
+    assert partials[-1] == server.stt_texts[1]
     assert result.errors == []
     assert replies == server.stt_texts
     assert _lifecycle(events) == ["turn_started", "turn_ended"] * 2 + ["session_ended"]
@@ -384,3 +395,20 @@ async def test_connection_refused_is_retried_then_a_clear_error():
     [err] = result.errors
     assert isinstance(err, OpenAISTTStatusError) and err.status == 0 and "Connect" in str(err)
     assert _lifecycle(events) == ["session_ended"]
+
+
+def test_voice_imports_without_aiohttp_and_explains_what_is_missing():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aiohttp'] = None\n"
+        "from fastvoice import voice\n"
+        "try:\n"
+        "    voice.AgentWorkflow(agent={}, api_key='sk-0123456789abcdef')\n"
+        "except voice.ProviderUnavailableError as exc:\n"
+        "    print('unavailable:', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "unavailable:" in proc.stdout and "fastvoice[openai]" in proc.stdout

@@ -18,8 +18,6 @@ import types
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Self
 
-import aiohttp
-
 from fastvoice.realtime.tools import FunctionTool, ToolContext, function_tool
 from fastvoice.voice._telemetry import _emit
 from fastvoice.voice.providers._http import HTTPClient, OpenAIStatusError, RetryPolicy, sse_events
@@ -168,7 +166,7 @@ class AgentWorkflow:
                     raise AgentWorkflowError(
                         f"the Responses API reported {etype}: {message or err}", status=0
                     )
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, self._client.client_errors) as exc:
             raise AgentWorkflowError(f"the Responses stream broke off: {exc}", status=0) from exc
         except json.JSONDecodeError as exc:
             raise AgentWorkflowError(f"the Responses stream sent invalid JSON: {exc}", status=0) from exc

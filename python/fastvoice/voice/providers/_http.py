@@ -14,12 +14,24 @@ import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from fastvoice.realtime.auth import redact, require_api_key
-from fastvoice.voice.events import VoiceError
+from fastvoice.voice.events import ProviderUnavailableError, VoiceError
+
+if TYPE_CHECKING:  # aiohttp is the `openai` extra: `import fastvoice.voice` must work without it
+    import aiohttp
+
+
+def _aiohttp() -> Any:
+    try:
+        import aiohttp
+    except ImportError as exc:
+        raise ProviderUnavailableError(
+            "the OpenAI voice providers and AgentWorkflow need aiohttp: pip install 'fastvoice[openai]'"
+        ) from exc
+    return aiohttp
+
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -82,7 +94,7 @@ async def _status_error(
 ) -> OpenAIStatusError:
     try:
         raw = await resp.text()
-    except (aiohttp.ClientError, UnicodeDecodeError):
+    except (_aiohttp().ClientError, UnicodeDecodeError):
         raw = ""
     message, code, etype = raw.strip()[:300], None, None
     try:
@@ -112,8 +124,15 @@ class HTTPClient:
         self._key = require_api_key(api_key)
         self.base_url = base_url(base_url_)
         self.retry = retry if retry is not None else RetryPolicy()
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=timeout)
+        self._aiohttp = _aiohttp()
+        self._timeout = self._aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def client_errors(self) -> type[Exception]:
+        """aiohttp's base error class (for callers that must not import aiohttp eagerly)."""
+        errors: type[Exception] = self._aiohttp.ClientError
+        return errors
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -124,7 +143,7 @@ class HTTPClient:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self.auth_headers)
+            self._session = self._aiohttp.ClientSession(timeout=self._timeout, headers=self.auth_headers)
         return self._session
 
     async def aclose(self) -> None:
@@ -151,7 +170,7 @@ class HTTPClient:
             retry_after: str | None = None
             try:
                 resp = await send(self.session(), url)
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+            except (TimeoutError, self._aiohttp.ClientConnectionError) as exc:
                 if attempt >= self.retry.max_retries:
                     raise error_cls(f"{what} failed: {type(exc).__name__}: {exc}", status=0) from exc
             else:
