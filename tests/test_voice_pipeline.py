@@ -23,7 +23,6 @@ from fastvoice.voice import (
     Config,
     NoSpeechError,
     Pipeline,
-    ProviderUnavailableError,
     SimpleWorkflow,
     StreamedAudioInput,
     TTSError,
@@ -474,12 +473,13 @@ def test_provider_selection(no_keys, monkeypatch, caplog):
         assert isinstance(Pipeline(echo).provider, LocalVoiceProvider)
     assert "no API key found, using offline providers" in caplog.text
     assert isinstance(Pipeline(echo, provider="local").provider, LocalVoiceProvider)
-    with pytest.raises(ProviderUnavailableError, match="not in this build") as info:
+    from fastvoice.realtime.auth import MissingAPIKeyError
+    from fastvoice.voice.providers.openai import OpenAIVoiceModelProvider
+
+    with pytest.raises(MissingAPIKeyError, match="no OpenAI API key found"):
         Pipeline(echo, provider="openai")
-    assert isinstance(info.value, NotImplementedError)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with pytest.raises(ProviderUnavailableError):
-        Pipeline(echo)
+    assert isinstance(Pipeline(echo).provider, OpenAIVoiceModelProvider)
     with pytest.raises(ValueError, match="provider"):
         Pipeline(echo, provider="azure")
 

@@ -4,14 +4,18 @@ Needs the ``testing`` extra (``pip install fastvoice[testing]``: aiohttp and ope
 """
 
 from fastvoice.testing._script import ScriptedResponse, ScriptedToolCall
+from fastvoice.testing.openai_server import FakeOpenAIServer, FakeResponse, RecordedRequest
 from fastvoice.testing.realtime_server import ConnectionInfo, FakeRealtimeServer, ReceivedFrame
 from fastvoice.testing.validation import EventValidationError, validate_client_event, validate_server_event
 
 __all__ = [
     "ConnectionInfo",
     "EventValidationError",
+    "FakeOpenAIServer",
     "FakeRealtimeServer",
+    "FakeResponse",
     "ReceivedFrame",
+    "RecordedRequest",
     "ScriptedResponse",
     "ScriptedToolCall",
     "validate_client_event",

@@ -8,6 +8,7 @@ pcm = await result.collect_audio()  # PCM16 mono 24 kHz
 ```
 """
 
+from fastvoice.voice.agent_workflow import AgentWorkflow, AgentWorkflowError
 from fastvoice.voice.config import Config, STTSettings, TTSSettings, TurnDetection
 from fastvoice.voice.events import (
     NoSpeechError,
@@ -22,12 +23,14 @@ from fastvoice.voice.events import (
 )
 from fastvoice.voice.input import AudioInput, StreamedAudioInput
 from fastvoice.voice.pipeline import Pipeline
-from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider
+from fastvoice.voice.providers import StreamedTranscription, STTModel, TTSModel, VoiceModelProvider
 from fastvoice.voice.result import StreamedAudioResult, Turn
 from fastvoice.voice.text import SentenceSplitter, split_sentences
 from fastvoice.voice.workflow import SimpleWorkflow, Workflow
 
 __all__ = [
+    "AgentWorkflow",
+    "AgentWorkflowError",
     "AudioInput",
     "Config",
     "NoSpeechError",
@@ -40,6 +43,7 @@ __all__ = [
     "SimpleWorkflow",
     "StreamedAudioInput",
     "StreamedAudioResult",
+    "StreamedTranscription",
     "TTSError",
     "TTSModel",
     "TTSSettings",

@@ -147,6 +147,14 @@ class Pipeline:
         await self._turn(result, transcript, self._reply(transcript), time.perf_counter() - t0)
 
     async def _streamed_turns(self, audio_input: StreamedAudioInput, result: StreamedAudioResult) -> None:
+        session = self.stt_model.create_session(audio_input, self.config.stt_settings)
+        if session is not None:  # the model detects turns itself (e.g. OpenAI's server VAD)
+            async for transcript in session.transcripts():
+                if isinstance(transcript, BaseException):
+                    result._error(transcript)
+                else:
+                    await self._turn(result, transcript, self._reply(transcript))
+            return
         detector = EnergyTurnDetector(audio_input.sample_rate, self.config.turn_detection)
         turns: Channel[bytes | None] = Channel()
 

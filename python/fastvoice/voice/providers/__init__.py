@@ -15,7 +15,8 @@ from fastvoice.voice.config import STTSettings, TTSSettings
 from fastvoice.voice.events import ProviderUnavailableError
 
 if TYPE_CHECKING:
-    from fastvoice.voice.input import AudioInput
+    from fastvoice.voice.events import STTError
+    from fastvoice.voice.input import AudioInput, StreamedAudioInput
 
 logger = logging.getLogger("fastvoice")
 
@@ -34,6 +35,22 @@ class STTModel(abc.ABC):
         Returns "" when nothing was recognised; raises on failure. Long CPU work must not
         block the event loop (run it in a thread).
         """
+
+    def create_session(
+        self, audio_input: StreamedAudioInput, settings: STTSettings
+    ) -> StreamedTranscription | None:
+        """A session that detects the turns of `audio_input` itself (e.g. a server-side VAD),
+        or `None` (the default) to let the pipeline cut turns and call `transcribe` on each."""
+        return None
+
+
+class StreamedTranscription(abc.ABC):
+    """Turns of a live stream, transcribed by the model's own turn detection."""
+
+    @abc.abstractmethod
+    def transcripts(self) -> AsyncIterator[str | STTError]:
+        """Each turn's final transcript as it completes, until the input closes; a turn that
+        failed is yielded as an `STTError` (the session goes on), a dead session raises."""
 
 
 class TTSModel(abc.ABC):
@@ -67,10 +84,13 @@ def find_api_key() -> str | None:
 
 
 def _openai_provider() -> VoiceModelProvider:
-    raise ProviderUnavailableError(
-        "the OpenAI voice provider is not in this build of fastvoice; "
-        'use provider="local" for the offline providers'
-    )
+    try:
+        from fastvoice.voice.providers.openai import OpenAIVoiceModelProvider
+    except ImportError as exc:  # aiohttp missing
+        raise ProviderUnavailableError(
+            f"the OpenAI voice provider needs aiohttp ({exc}); pip install 'fastvoice[openai]'"
+        ) from exc
+    return OpenAIVoiceModelProvider()
 
 
 def _local_provider() -> VoiceModelProvider:
@@ -98,6 +118,7 @@ def resolve_provider(provider: VoiceModelProvider | str | None) -> VoiceModelPro
 
 __all__ = [
     "STTModel",
+    "StreamedTranscription",
     "TTSModel",
     "VoiceModelProvider",
     "find_api_key",

@@ -1,0 +1,61 @@
+"""examples/voice_with_agent.py run as a user would: offline, and against FakeOpenAIServer via
+OPENAI_BASE_URL (a real server in this process, the example in a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import wave
+from pathlib import Path
+
+from fastvoice.testing import FakeOpenAIServer, FakeResponse
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "voice_with_agent.py"
+
+
+async def _run(tmp_path: Path, env: dict[str, str]) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLE),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CODEX_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    }
+    env["CODEX_HOME"] = str(tmp_path)  # no auth.json
+    return env
+
+
+async def test_example_offline(tmp_path):
+    out = await _run(tmp_path, _env(tmp_path))
+    assert "running offline" in out and "error" not in out
+    assert "reply: 'It is sunny and 21 degrees in Paris.'" in out
+    with wave.open(str(tmp_path / "agent_reply.wav")) as w:
+        assert w.getframerate() == 24000 and w.getnframes() > 24000
+
+
+async def test_example_with_openai_against_the_fake_server(tmp_path):
+    key = "sk-example-0123456789abcdef"
+    async with FakeOpenAIServer(api_key=key) as server:
+        server.stt_texts = ["What is the weather in Tokyo?"]
+        server.responses = [
+            FakeResponse(tool_calls=[("get_weather", {"city": "Tokyo"})]),
+            FakeResponse(text="It is sunny in Tokyo."),
+        ]
+        env = {**_env(tmp_path), "OPENAI_API_KEY": key, "OPENAI_BASE_URL": server.base_url}
+        out = await _run(tmp_path, env)
+        assert server.errors == []
+    assert 'tool get_weather({"city": "Tokyo"}) -> \'sunny and 21 degrees in Tokyo\'' in out
+    assert "reply: 'It is sunny in Tokyo.'" in out and "error" not in out
+    with wave.open(str(tmp_path / "agent_reply.wav")) as w:
+        assert w.getnframes() * 2 == len(server.speech_audio("It is sunny in Tokyo."))
