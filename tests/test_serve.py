@@ -21,7 +21,6 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-
 from fastvoice import audio
 from fastvoice.serve import Brain, BrainReply, FunctionCall, RealtimeServer, TurnContext, cli_main
 from fastvoice.serve.brain import brain_factory, load_brain
@@ -96,7 +95,9 @@ async def connect(server: RealtimeServer, http: aiohttp.ClientSession) -> Client
 
 
 def audio_of(events: list[dict[str, Any]]) -> bytes:
-    return b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
+    return b"".join(
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    )
 
 
 VAD = {"type": "server_vad", "silence_duration_ms": 500, "create_response": True, "interrupt_response": True}
@@ -132,7 +133,9 @@ async def test_spoken_turn_gets_transcript_and_audio_reply() -> None:
         started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
         stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
         assert 0 <= started["audio_start_ms"] < 200 + 100 < stopped["audio_end_ms"] <= 200 + 2100 + 700
-        heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
+        heard = next(
+            e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"
+        )
         assert "wonderful day" in heard["transcript"]
         said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")["transcript"]
         assert "wonderful day" in said
@@ -149,7 +152,9 @@ async def test_spoken_turn_gets_transcript_and_audio_reply() -> None:
     assert server.errors == []
 
 
-@pytest.mark.parametrize("kind, decode", [("audio/pcmu", audio.ulaw_decode), ("audio/pcma", audio.alaw_decode)])
+@pytest.mark.parametrize(
+    "kind, decode", [("audio/pcmu", audio.ulaw_decode), ("audio/pcma", audio.alaw_decode)]
+)
 async def test_g711_output_is_resampled_to_8k(kind: str, decode: Any) -> None:
     async with RealtimeServer(pace=0) as server, aiohttp.ClientSession() as http:
         client = await connect(server, http)
@@ -195,7 +200,14 @@ async def test_barge_in_cancels_and_truncate_trims_audio_and_transcript() -> Non
         sent = audio_of(first + events)
         sent_ms = len(sent) / 48
         assert 250 <= sent_ms < 3000  # paced at real time: far less than the whole answer was sent
-        await client.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 200})
+        await client.send(
+            {
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": 200,
+            }
+        )
         truncated = (await client.until("conversation.item.truncated"))[-1]
         assert truncated["audio_end_ms"] == 200
         await client.send({"type": "conversation.item.retrieve", "item_id": item_id})
@@ -206,7 +218,12 @@ async def test_barge_in_cancels_and_truncate_trims_audio_and_transcript() -> Non
         assert long_text.startswith(part["transcript"])
         # Past the audio that exists: the real error.
         await client.send(
-            {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 5000}
+            {
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": 5000,
+            }
         )
         err = (await client.until("error"))[-1]["error"]
         assert err["code"] == "invalid_value" and err["param"] == "audio_end_ms"
@@ -270,19 +287,34 @@ async def test_bad_client_events_get_real_errors_and_the_session_continues() -> 
         err = await expect({"type": "response.teleport", "event_id": "evt_9"}, "invalid_value", "type")
         assert err["event_id"] == "evt_9" and "'response.teleport'" in err["message"]
         await expect({"type": "conversation.item.create"}, "missing_required_parameter", "item")
-        await expect({"type": "session.update", "session": {"type": "realtime", "voise": "x"}}, "unknown_parameter", "session.voise")
+        await expect(
+            {"type": "session.update", "session": {"type": "realtime", "voise": "x"}},
+            "unknown_parameter",
+            "session.voise",
+        )
         await expect({"type": "input_audio_buffer.append", "audio": "%%%"}, "invalid_value", "audio")
-        await expect({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"abc").decode()}, "invalid_value", "audio")
+        await expect(
+            {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"abc").decode()},
+            "invalid_value",
+            "audio",
+        )
         await expect({"type": "input_audio_buffer.commit"}, "input_audio_buffer_commit_empty", None)
         await expect({"type": "response.cancel"}, "response_cancel_not_active", None)
         await expect({"type": "conversation.item.delete", "item_id": "nope"}, "item_not_found", "item_id")
-        await expect({"type": "session.update", "session": {"type": "realtime", "model": "other"}}, "invalid_value", "session.model")
+        await expect(
+            {"type": "session.update", "session": {"type": "realtime", "model": "other"}},
+            "invalid_value",
+            "session.model",
+        )
         # Still alive and answering.
         await client.update(output_modalities=["text"], audio={"input": {"turn_detection": None}})
         await client.say_text("still there")
         await client.send({"type": "response.create"})
         events = await client.until("response.done")
-        assert next(e for e in events if e["type"] == "response.output_text.done")["text"] == "You said: still there."
+        assert (
+            next(e for e in events if e["type"] == "response.output_text.done")["text"]
+            == "You said: still there."
+        )
         # A second response.create while one is active is refused, the first one still completes.
         await client.send({"type": "response.create"})
         await client.send({"type": "response.create"})
@@ -307,7 +339,9 @@ async def test_twenty_concurrent_sessions_are_isolated() -> None:
             await client.say_text(f"number {n}")
             await client.send({"type": "response.create"})
             events = await client.until("response.done", timeout=40)
-            said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")["transcript"]
+            said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")[
+                "transcript"
+            ]
             items = [e["item"]["id"] for e in client.seen if e["type"] == "conversation.item.added"]
             await client.ws.close()
             return said, len(audio_of(events)), items
@@ -361,7 +395,9 @@ async def test_openai_agents_realtime_session_completes_a_spoken_turn() -> None:
 
 def test_load_brain_and_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "my_brains.py").write_text(
-        "from fastvoice.voice import SimpleWorkflow\nflow = SimpleWorkflow(lambda t: 'ok ' + t)\nnot_a_brain = 3\n"
+        "from fastvoice.voice import SimpleWorkflow\n"
+        "flow = SimpleWorkflow(lambda t: 'ok ' + t)\n"
+        "not_a_brain = 3\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     flow = load_brain("my_brains:flow")
@@ -387,4 +423,4 @@ def test_python_dash_m_serve_listens() -> None:
         assert "listening on ws://127.0.0.1:" in line, line
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)

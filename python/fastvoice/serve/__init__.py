@@ -20,12 +20,21 @@ from collections.abc import Sequence
 from fastvoice.serve.brain import Brain, BrainReply, FunctionCall, TurnContext, WorkflowBrain, load_brain
 from fastvoice.serve.server import RealtimeServer
 
-__all__ = ["Brain", "BrainReply", "FunctionCall", "RealtimeServer", "TurnContext", "WorkflowBrain", "cli_main"]
+__all__ = [
+    "Brain",
+    "BrainReply",
+    "FunctionCall",
+    "RealtimeServer",
+    "TurnContext",
+    "WorkflowBrain",
+    "cli_main",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="fastvoice serve", description="Serve the OpenAI Realtime protocol offline (local STT, TTS, VAD)."
+        prog="fastvoice serve",
+        description="Serve the OpenAI Realtime protocol offline (local STT, TTS, VAD).",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")

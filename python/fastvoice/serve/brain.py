@@ -200,7 +200,7 @@ def brain_factory(source: BrainSource) -> Any:
 
 
 def load_brain(spec: str) -> BrainSource:
-    """Import ``module:attr`` (``attr`` may be dotted) for ``--workflow``; raises ValueError with the reason."""
+    """Import ``module:attr`` (``attr`` may be dotted) for ``--workflow``; ValueError says what is wrong."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--workflow must look like module:attr, got {spec!r}")

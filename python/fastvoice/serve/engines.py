@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 
 import numpy as np
-from collections.abc import AsyncIterator
 
 from fastvoice.voice.config import STTSettings, TTSSettings
 from fastvoice.voice.input import AudioInput
@@ -20,8 +20,8 @@ from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel
 
 __all__ = ["Engines"]
 
-# Process-wide: a decoder takes a second or two to load its model, so servers started one after another (tests,
-# restarts in one process) reuse the loaded ones. Each model locks itself, so sharing is safe.
+# Process-wide: a decoder takes a second or two to load its model, so servers started one after another
+# (tests, restarts in one process) reuse the loaded ones. Each model locks itself, so sharing is safe.
 _DECODERS: list[LocalSTTModel] = []
 
 
@@ -55,7 +55,10 @@ class Engines:
         models = [await self._free.get() for _ in range(self._free.qsize())]
         try:
             await asyncio.gather(
-                *(m.transcribe(AudioInput(tone, "pcm16", sample_rate=16000), self._stt_settings) for m in models)
+                *(
+                    m.transcribe(AudioInput(tone, "pcm16", sample_rate=16000), self._stt_settings)
+                    for m in models
+                )
             )
         finally:
             for m in models:

@@ -3,8 +3,8 @@
 Errors copy the real service's shape (``invalid_request_error`` with ``code``, ``param`` and the client's
 ``event_id``), so a client's error handling can be exercised offline: an unknown event type is an
 ``invalid_value`` of ``type``, a missing field a ``missing_required_parameter``, an unknown field an
-``unknown_parameter``. Acceptance itself is decided by :func:`fastvoice.testing.validate_client_event`, the same
-strict GA check the fake server uses.
+``unknown_parameter``. Acceptance itself is decided by :func:`fastvoice.testing.validate_client_event`,
+the same strict GA check the fake server uses.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def check_client_event(data: Any) -> dict[str, Any]:
     event_id = data.get("event_id")
     etype = data.get("type")
     if not isinstance(etype, str):
-        raise ClientEventError("missing_required_parameter", "Missing required parameter: 'type'.", "type", event_id)
+        raise ClientEventError(
+            "missing_required_parameter", "Missing required parameter: 'type'.", "type", event_id
+        )
     if etype not in client_event_types():
         supported = ", ".join(f"'{t}'" for t in sorted(client_event_types()))
         raise ClientEventError(
@@ -95,7 +97,9 @@ def response_shell(
     return response
 
 
-def usage(input_text_chars: int, input_audio_ms: float, output_text_chars: int, output_audio_ms: float) -> dict[str, Any]:
+def usage(
+    input_text_chars: int, input_audio_ms: float, output_text_chars: int, output_audio_ms: float
+) -> dict[str, Any]:
     """Token counts as the service would bill them, estimated: 4 characters per text token, 100 ms per input
     audio token and 50 ms per output audio token (the service's published audio rates)."""
     in_text = (input_text_chars + 3) // 4
@@ -117,4 +121,6 @@ def usage(input_text_chars: int, input_audio_ms: float, output_text_chars: int, 
 
 
 def item_text_chars(items: list[dict[str, Any]]) -> int:
-    return sum(len(item_text(i)) if i.get("type") == "message" else len(str(i.get("output", ""))) for i in items)
+    return sum(
+        len(item_text(i)) if i.get("type") == "message" else len(str(i.get("output", ""))) for i in items
+    )

@@ -37,7 +37,9 @@ class ItemAudio:
 
     bytes_per_ms: float
     audio: bytearray = field(default_factory=bytearray)
-    marks: list[tuple[int, int, str]] = field(default_factory=list)  # (first byte, end byte, transcript delta)
+    marks: list[tuple[int, int, str]] = field(
+        default_factory=list
+    )  # (first byte, end byte, transcript delta)
 
 
 @dataclass(slots=True)
@@ -78,7 +80,9 @@ class Responder:
             msg = f"Conversation already has an active response in progress: {self.active.response_id}"
             raise ClientEventError("conversation_already_has_active_response", msg, None, event_id)
         params = copy.deepcopy(params or {})
-        modalities = list(params.get("output_modalities") or self.s.session.get("output_modalities") or ["audio"])
+        modalities = list(
+            params.get("output_modalities") or self.s.session.get("output_modalities") or ["audio"]
+        )
         act = Active(new_id("resp"), params, modalities, params.get("conversation", "auto") != "none")
         self.active = act
         act.task = asyncio.get_running_loop().create_task(self._guarded(act))
@@ -145,7 +149,9 @@ class Responder:
     async def _run(self, act: Active) -> None:
         s = self.s
         conv = s.conversation_id if act.in_conversation else None
-        shell = response_shell(act.response_id, "in_progress", act.modalities, conv, act.params.get("metadata"))
+        shell = response_shell(
+            act.response_id, "in_progress", act.modalities, conv, act.params.get("metadata")
+        )
         await s.emit({"type": "response.created", "response": shell})
         await s.wait_transcriptions()
         items = self._context_items(act)
@@ -206,8 +212,15 @@ class Responder:
         s = self.s
         item = self._message()
         index = await self._open_item(act, item)
-        base = {"response_id": act.response_id, "item_id": item["id"], "output_index": index, "content_index": 0}
-        await s.emit({"type": "response.content_part.added", **base, "part": {"type": "audio", "transcript": ""}})
+        base = {
+            "response_id": act.response_id,
+            "item_id": item["id"],
+            "output_index": index,
+            "content_index": 0,
+        }
+        await s.emit(
+            {"type": "response.content_part.added", **base, "part": {"type": "audio", "transcript": ""}}
+        )
         content = {"type": "output_audio", "transcript": ""}
         item["content"].append(content)
         kind = format_of(s.session, "output")
@@ -239,7 +252,9 @@ class Responder:
         full = str(content["transcript"])
         await s.emit({"type": "response.output_audio.done", **base})
         await s.emit({"type": "response.output_audio_transcript.done", **base, "transcript": full})
-        await s.emit({"type": "response.content_part.done", **base, "part": {"type": "audio", "transcript": full}})
+        await s.emit(
+            {"type": "response.content_part.done", **base, "part": {"type": "audio", "transcript": full}}
+        )
         await self._close_item(act, index, item)
 
     async def _send_audio(self, act: Active, base: dict[str, Any], record: ItemAudio, chunk: bytes) -> None:
@@ -261,7 +276,12 @@ class Responder:
         s = self.s
         item = self._message()
         index = await self._open_item(act, item)
-        base = {"response_id": act.response_id, "item_id": item["id"], "output_index": index, "content_index": 0}
+        base = {
+            "response_id": act.response_id,
+            "item_id": item["id"],
+            "output_index": index,
+            "content_index": 0,
+        }
         await s.emit({"type": "response.content_part.added", **base, "part": {"type": "text", "text": ""}})
         content = {"type": "output_text", "text": ""}
         item["content"].append(content)
@@ -288,7 +308,12 @@ class Responder:
             "arguments": "",
         }
         index = await self._open_item(act, item)
-        common = {"response_id": act.response_id, "item_id": item["id"], "output_index": index, "call_id": call_id}
+        common = {
+            "response_id": act.response_id,
+            "item_id": item["id"],
+            "output_index": index,
+            "call_id": call_id,
+        }
         await self.s.emit({"type": "response.function_call_arguments.delta", **common, "delta": args})
         await self.s.emit(
             {"type": "response.function_call_arguments.done", **common, "name": call.name, "arguments": args}
@@ -300,7 +325,9 @@ class Responder:
     # ---- truncation
     # ----------------------------------------------------------------------------------------------
 
-    async def truncate(self, item: dict[str, Any], content_index: int, end_ms: int, event_id: str | None) -> None:
+    async def truncate(
+        self, item: dict[str, Any], content_index: int, end_ms: int, event_id: str | None
+    ) -> None:
         record = self._audio.get(item["id"])
         sent_ms = len(record.audio) / record.bytes_per_ms if record is not None else 0.0
         if record is None or end_ms < 0 or end_ms > sent_ms + 0.5:

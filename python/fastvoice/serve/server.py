@@ -21,8 +21,8 @@ class RealtimeServer:
 
     ``workflow``: what answers (see :mod:`fastvoice.serve.brain`): None for the echo workflow, a
     ``voice.Workflow`` or brain instance (shared by all sessions), a class of either (one instance per
-    session), or ``fn(text)``. ``pace``: audio deltas leave at ``pace`` times real time (1.0, like the service;
-    0 sends as fast as the TTS makes them). ``strict``: validate every sent event as a GA
+    session), or ``fn(text)``. ``pace``: audio deltas leave at ``pace`` times real time (1.0, like the
+    service; 0 sends as fast as the TTS makes them). ``strict``: validate every sent event as a GA
     ``RealtimeServerEvent`` (a failure is a bug: it is logged, kept in :attr:`errors` and ends that response).
     ``stt_pool``: PocketSphinx decoders shared by the sessions (default: one per core); ``warm`` loads them in
     ``start()`` (once per process) rather than on the first turn.
@@ -102,7 +102,8 @@ class RealtimeServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.json_response(
-                {"error": {"type": "invalid_request_error", "message": "connect with a WebSocket"}}, status=426
+                {"error": {"type": "invalid_request_error", "message": "connect with a WebSocket"}},
+                status=426,
             )
         assert self._engines is not None
         ws = web.WebSocketResponse(max_msg_size=32 * 1024 * 1024, autoping=True, timeout=2.0)

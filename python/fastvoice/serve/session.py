@@ -41,7 +41,9 @@ MIN_COMMIT_MS = 100.0
 class SessionOptions:
     """Server-wide settings every session reads."""
 
-    def __init__(self, *, pace: float, strict: bool, chunk_ms: int, on_error: Callable[[BaseException], None]):
+    def __init__(
+        self, *, pace: float, strict: bool, chunk_ms: int, on_error: Callable[[BaseException], None]
+    ):
         self.pace, self.strict, self.chunk_ms, self.on_error = pace, strict, chunk_ms, on_error
 
 
@@ -121,7 +123,9 @@ class Session:
             index = found[0] + 1
         prev = self.items[index - 1]["id"] if index > 0 else None
         self.items.insert(index, item)
-        await self.emit({"type": "conversation.item.added", "previous_item_id": prev, "item": copy.deepcopy(item)})
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": prev, "item": copy.deepcopy(item)}
+        )
         if done:
             await self.emit(
                 {"type": "conversation.item.done", "previous_item_id": prev, "item": copy.deepcopy(item)}
@@ -194,7 +198,9 @@ class Session:
         update = event["session"]
         eid = event.get("event_id")
         if update.get("type") != "realtime":
-            raise ClientEventError("invalid_value", "Only realtime sessions are supported.", "session.type", eid)
+            raise ClientEventError(
+                "invalid_value", "Only realtime sessions are supported.", "session.type", eid
+            )
         if "model" in update and update["model"] != self.session["model"]:
             msg = f"Cannot update a session's model (it is {self.session['model']})."
             raise ClientEventError("invalid_value", msg, "session.model", eid)
@@ -264,7 +270,9 @@ class Session:
     async def _speech_stopped(self, end_ms: int) -> None:
         item_id = self._speech_item or new_id("item")
         self._speech_item = item_id
-        await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
+        await self.emit(
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id}
+        )
 
     async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
         self._buffer.clear()
@@ -291,7 +299,9 @@ class Session:
         item_id = self._speech_item or new_id("item")
         self._speech_item = None
         prev = self.items[-1]["id"] if self.items else None
-        await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev})
+        await self.emit(
+            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev}
+        )
         item: dict[str, Any] = {
             "id": item_id,
             "object": "realtime.item",
@@ -327,7 +337,9 @@ class Session:
         if not ((self.session.get("audio") or {}).get("input") or {}).get("transcription"):
             return  # the service only reports transcripts when input transcription is on
         if text:
-            await self.emit({"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text})
+            await self.emit(
+                {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text}
+            )
         seconds = len(pcm) / 2 / rate
         await self.emit(
             {
@@ -382,14 +394,19 @@ class Session:
         item = self._existing(event)
         eid = event.get("event_id")
         if item.get("role") != "assistant":
-            raise ClientEventError("invalid_value", "Only assistant messages can be truncated.", "item_id", eid)
+            raise ClientEventError(
+                "invalid_value", "Only assistant messages can be truncated.", "item_id", eid
+            )
         await self.responder.truncate(item, int(event["content_index"]), int(event["audio_end_ms"]), eid)
 
     def _existing(self, event: dict[str, Any]) -> dict[str, Any]:
         item = self.item(event["item_id"])
         if item is None:
             raise ClientEventError(
-                "item_not_found", f"Item with id '{event['item_id']}' not found.", "item_id", event.get("event_id")
+                "item_not_found",
+                f"Item with id '{event['item_id']}' not found.",
+                "item_id",
+                event.get("event_id"),
             )
         return item
 
