@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
     p.add_argument("--workflow", metavar="MODULE:ATTR", help="a voice.Workflow (or brain) to answer with")
     p.add_argument("--pace", type=float, default=1.0, help="audio pacing, x real time (0: unpaced)")
+    p.add_argument(
+        "--lenient", action="store_true", help="skip validating each sent event as a GA server event (faster)"
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every session")
     return p
 
@@ -50,7 +53,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         workflow = load_brain(args.workflow) if args.workflow else None
-        server = RealtimeServer(args.host, args.port, workflow, pace=args.pace)
+        server = RealtimeServer(args.host, args.port, workflow, pace=args.pace, strict=not args.lenient)
     except (ValueError, TypeError) as exc:
         print(f"fastvoice serve: {exc}")
         return 2
