@@ -104,10 +104,12 @@ VAD = {"type": "server_vad", "silence_duration_ms": 500, "create_response": True
 TRANSCRIBE = {"transcription": {"model": "whisper-1"}, "turn_detection": VAD}
 
 
-async def test_spoken_turn_gets_transcript_and_audio_reply() -> None:
+@pytest.mark.parametrize("stream_decoders", [4, 0], ids=["streamed-stt", "batch-stt"])
+async def test_spoken_turn_gets_transcript_and_audio_reply(stream_decoders: int) -> None:
     speech = voice_sample()
     silence = bytes(CHUNK * 35)
-    async with RealtimeServer(pace=8.0) as server, aiohttp.ClientSession() as http:
+    server = RealtimeServer(pace=8.0, stream_decoders=stream_decoders)
+    async with server, aiohttp.ClientSession() as http:
         client = await connect(server, http)
         await client.update(audio={"input": TRANSCRIBE})
         await client.stream(bytes(CHUNK * 10) + speech + silence)
@@ -330,24 +332,30 @@ async def test_bad_client_events_get_real_errors_and_the_session_continues() -> 
     assert server.errors == []
 
 
+SPOKEN = 6  # more simultaneous speakers than streaming decoders: some turns fall back to batch STT
+
+
 async def test_twenty_concurrent_sessions_are_isolated() -> None:
-    async with RealtimeServer(pace=0) as server, aiohttp.ClientSession() as http:
+    speech = bytes(CHUNK * 10) + voice_sample() + bytes(CHUNK * 35)
+    async with RealtimeServer(pace=0, stream_decoders=4) as server, aiohttp.ClientSession() as http:
 
         async def one(n: int) -> tuple[str, int, list[str]]:
             client = await connect(server, http)
-            await client.update(audio={"input": {"turn_detection": None}})
-            await client.say_text(f"number {n}")
-            await client.send({"type": "response.create"})
+            if n < SPOKEN:
+                await client.stream(speech)  # server VAD (the default session) answers by itself
+            else:
+                await client.update(audio={"input": {"turn_detection": None}})
+                await client.say_text(f"number {n}")
+                await client.send({"type": "response.create"})
             events = await client.until("response.done", timeout=40)
-            said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")[
-                "transcript"
-            ]
+            done = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
             items = [e["item"]["id"] for e in client.seen if e["type"] == "conversation.item.added"]
             await client.ws.close()
-            return said, len(audio_of(events)), items
+            return done["transcript"], len(audio_of(events)), items
 
         results = await asyncio.gather(*(one(n) for n in range(20)))
-        assert [r[0] for r in results] == [f"You said: number {n}." for n in range(20)]
+        assert all("wonderful day" in r[0] for r in results[:SPOKEN]), [r[0] for r in results[:SPOKEN]]
+        assert [r[0] for r in results[SPOKEN:]] == [f"You said: number {n}." for n in range(SPOKEN, 20)]
         assert all(r[1] > 24000 for r in results)
         all_items = [i for r in results for i in r[2]]
         assert len(set(all_items)) == len(all_items) == 40  # one user + one assistant item each, never shared

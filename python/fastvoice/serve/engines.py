@@ -1,5 +1,8 @@
 """The offline speech engines one server shares between its sessions.
 
+Transcription is streamed while the user speaks when a decoder is free (:mod:`fastvoice.serve.stt`); the pool
+below is the batch fallback for the rest (manual commits, more simultaneous speakers than streaming decoders).
+
 PocketSphinx decoders are not thread-safe and cost memory, so the server keeps a small pool (one per core by
 default) that sessions borrow per transcription: 20 sessions share 2 decoders instead of building 20, and two
 transcriptions still run in parallel on two cores. eSpeak NG is one global instance per process anyway (it
@@ -14,6 +17,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from fastvoice.serve.stt import DecoderPool, Utterance
 from fastvoice.voice.config import STTSettings, TTSSettings
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel
@@ -23,12 +27,15 @@ __all__ = ["Engines"]
 # Process-wide: a decoder takes a second or two to load its model, so servers started one after another
 # (tests, restarts in one process) reuse the loaded ones. Each model locks itself, so sharing is safe.
 _DECODERS: list[LocalSTTModel] = []
+_STREAMS = DecoderPool(0)
 
 
 class Engines:
     """STT pool + TTS. Create inside the event loop that uses it."""
 
-    def __init__(self, stt_pool: int | None = None, words_per_minute: int = 150) -> None:
+    def __init__(
+        self, stt_pool: int | None = None, words_per_minute: int = 150, stream_decoders: int = 4
+    ) -> None:
         size = stt_pool if stt_pool is not None else max(1, os.cpu_count() or 1)
         if size < 1:
             raise ValueError(f"stt_pool must be at least 1, got {size}")
@@ -39,6 +46,12 @@ class Engines:
             self._free.put_nowait(model)
         self.tts = LocalTTSModel(words_per_minute)
         self._stt_settings = STTSettings(language="en")
+        self.streaming = stream_decoders > 0
+        _STREAMS.max_decoders = max(_STREAMS.max_decoders, stream_decoders)
+
+    def open_utterance(self, rate: int) -> Utterance | None:
+        """A streamed transcription for a turn that just started, or None: transcribe it whole at its end."""
+        return _STREAMS.open(rate) if self.streaming else None
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         """The offline transcript of PCM16 mono ``pcm16`` at ``rate`` ("" for silence)."""
@@ -58,7 +71,8 @@ class Engines:
                 *(
                     m.transcribe(AudioInput(tone, "pcm16", sample_rate=16000), self._stt_settings)
                     for m in models
-                )
+                ),
+                _STREAMS.warm(min(2, _STREAMS.max_decoders) if self.streaming else 0),
             )
         finally:
             for m in models:

@@ -25,7 +25,9 @@ class RealtimeServer:
     service; 0 sends as fast as the TTS makes them). ``strict``: validate every sent event as a GA
     ``RealtimeServerEvent`` (a failure is a bug: it is logged, kept in :attr:`errors` and ends that response).
     ``stt_pool``: PocketSphinx decoders shared by the sessions (default: one per core); ``warm`` loads them in
-    ``start()`` (once per process) rather than on the first turn.
+    ``start()`` (once per process) rather than on the first turn. ``stream_decoders``: how many turns may be
+    transcribed while they are spoken (~95 MB each, loaded on demand, per process; 0: always transcribe a
+    turn after it ends, which adds that time to the first-audio latency).
 
     ``async with RealtimeServer() as srv: ... srv.url`` or ``start()``/``stop()``.
     """
@@ -42,6 +44,7 @@ class RealtimeServer:
         stt_pool: int | None = None,
         model: str = "gpt-realtime",
         warm: bool = True,
+        stream_decoders: int = 4,
     ) -> None:
         if pace < 0:
             raise ValueError(f"pace must be >= 0, got {pace}")
@@ -52,6 +55,7 @@ class RealtimeServer:
         self._model = model
         self._stt_pool = stt_pool
         self._warm = warm
+        self._stream_decoders = stream_decoders
         self.options = SessionOptions(pace=pace, strict=strict, chunk_ms=chunk_ms, on_error=self._record)
         self.errors: list[BaseException] = []
         """Failures inside sessions (brain exceptions, events that fail strict validation)."""
@@ -63,7 +67,7 @@ class RealtimeServer:
         self.errors.append(exc)
 
     async def start(self) -> RealtimeServer:
-        self._engines = Engines(self._stt_pool)
+        self._engines = Engines(self._stt_pool, stream_decoders=self._stream_decoders)
         if self._warm:
             await self._engines.warm()
         app = web.Application()

@@ -26,9 +26,10 @@ from fastvoice.serve.brain import Brain
 from fastvoice.serve.engines import Engines
 from fastvoice.serve.events import ClientEventError, check_client_event, error_event, new_id
 from fastvoice.serve.response import Responder
+from fastvoice.serve.stt import Utterance
 from fastvoice.testing._state import default_session, merge
 from fastvoice.testing.validation import validate_server_event
-from fastvoice.voice._vad import EnergyTurnDetector
+from fastvoice.voice._vad import EnergyTurnDetector, has_speech
 from fastvoice.voice.config import TurnDetection
 
 __all__ = ["Session", "SessionOptions"]
@@ -36,6 +37,7 @@ __all__ = ["Session", "SessionOptions"]
 logger = logging.getLogger("fastvoice.serve")
 
 MIN_COMMIT_MS = 100.0
+MAX_BUFFER_S = 900  # 15 minutes: a client that never commits cannot grow a session without bound
 
 
 class SessionOptions:
@@ -84,6 +86,7 @@ class Session:
         self._speech_start_ms = 0
         self._decoder = InputDecoder("audio/pcm")
         self._transcriptions: dict[str, asyncio.Task[None]] = {}
+        self._utt: Utterance | None = None  # the turn being transcribed as it streams in
         self.responder = Responder(self)
         self._configure_input()
 
@@ -152,6 +155,7 @@ class Session:
             await self.close()
 
     async def close(self) -> None:
+        await self._drop_utterance()
         await self.responder.cancel(None, notify=False)
         for task in self._transcriptions.values():
             task.cancel()
@@ -176,6 +180,11 @@ class Session:
 
     # ---- session
     # -------------------------------------------------------------------------------------------------
+
+    async def _drop_utterance(self) -> None:
+        utt, self._utt = self._utt, None
+        if utt is not None:
+            await utt.abort()
 
     def _configure_input(self) -> None:
         kind = format_of(self.session, "input")
@@ -209,6 +218,7 @@ class Session:
             msg = "Cannot update a conversation's voice if assistant audio is present."
             raise ClientEventError("cannot_update_voice", msg, "session.audio.output.voice", eid)
         merge(self.session, update)
+        await self._drop_utterance()
         self._configure_input()
         await self.emit({"type": "session.updated", "session": copy.deepcopy(self.session)})
 
@@ -231,11 +241,16 @@ class Session:
         except AudioFormatError as exc:
             raise ClientEventError("invalid_value", f"Invalid 'audio': {exc}.", "audio", eid) from None
         self._stream_samples += len(pcm) // 2
+        if len(self._buffer) + len(pcm) > MAX_BUFFER_S * self._decoder.rate * 2:
+            msg = f"The input audio buffer is full ({MAX_BUFFER_S} s); commit or clear it."
+            raise ClientEventError("input_audio_buffer_full", msg, "audio", eid)
+        self._buffer += pcm
         detector = self._detector
         if detector is None:
-            self._buffer += pcm
             return
         was_in_turn = detector.in_turn
+        if was_in_turn and self._utt is not None:
+            self._utt.feed(pcm)
         turns = detector.push(pcm)
         now_ms = self._ms(self._stream_samples)
         td = self.turn_detection or {}
@@ -249,9 +264,10 @@ class Session:
         if detector.in_turn and not was_in_turn:
             await self._speech_started(now_ms, td)
         if not detector.in_turn:
-            self._buffer.clear()  # idle under VAD: the detector keeps the pre-roll itself
-        else:
-            self._buffer += pcm
+            # Idle under VAD: keep only the pre-roll a streamed transcription starts from.
+            pre_s = 0.1 + int(td.get("prefix_padding_ms", 300) or 0) / 1000
+            keep = int(self._decoder.rate * pre_s) * 2
+            del self._buffer[: max(0, len(self._buffer) - keep)]
 
     async def _speech_started(self, now_ms: int, td: Mapping[str, Any]) -> None:
         self._speech_item = new_id("item")
@@ -264,6 +280,10 @@ class Session:
                 "item_id": self._speech_item,
             }
         )
+        await self._drop_utterance()
+        self._utt = self.engines.open_utterance(self._decoder.rate)
+        if self._utt is not None:
+            self._utt.feed(bytes(self._buffer))  # pre-roll and the chunk that started the turn
         if td.get("interrupt_response", True):
             await self.responder.cancel("turn_detected")
 
@@ -276,6 +296,7 @@ class Session:
 
     async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
         self._buffer.clear()
+        await self._drop_utterance()
         if self._detector is not None:
             self._detector.flush()
         self._speech_item = None
@@ -296,6 +317,7 @@ class Session:
 
     async def _commit(self, pcm: bytes, *, auto: bool) -> None:
         self._buffer.clear()
+        utt, self._utt = self._utt, None
         item_id = self._speech_item or new_id("item")
         self._speech_item = None
         prev = self.items[-1]["id"] if self.items else None
@@ -312,17 +334,23 @@ class Session:
         }
         await self.add_item(item)
         self.responder.input_audio_ms += len(pcm) / 2 * 1000 / self._decoder.rate
-        task = asyncio.get_running_loop().create_task(self._transcribe(item, pcm, self._decoder.rate))
+        task = asyncio.get_running_loop().create_task(self._transcribe(item, pcm, self._decoder.rate, utt))
         self._transcriptions[item_id] = task
         task.add_done_callback(lambda _t: self._transcriptions.pop(item_id, None))
         td = self.turn_detection
         if auto and td is not None and td.get("create_response", True):
             await self.responder.start(None, None)
 
-    async def _transcribe(self, item: dict[str, Any], pcm: bytes, rate: int) -> None:
+    async def _transcribe(self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None) -> None:
         base = {"item_id": item["id"], "content_index": 0}
         try:
-            text = await self.engines.transcribe(pcm, rate)
+            if utt is None:
+                text = await self.engines.transcribe(pcm, rate)
+            elif has_speech(pcm, rate):
+                text = await utt.finish()
+            else:  # recognisers hallucinate words in silence
+                await utt.abort()
+                text = ""
         except Exception as exc:  # the STT failed on this clip: the service reports it, the session goes on
             logger.warning("transcription failed: %s", exc)
             await self.emit(
