@@ -15,9 +15,10 @@ eSpeak NG speaks it, and the reply is paced at real time. Per run:
   same from the `speech_stopped` event (STT + brain + TTS only);
 - `late_ms`: how far the reply's last delta arrived behind its real-time schedule (0: kept pace).
 
-Competitors side by side: the strict server (every sent event validated as a GA RealtimeServerEvent) against
-`--lenient`. Smoke mode (the normal test run): 2 sessions, input and reply at 4x real time. Full:
-FASTVOICE_BENCH_FULL=1 runs 1, 4, 8 and 16 sessions at real time.
+Competitors side by side: the default server (every sent event validated as a GA RealtimeServerEvent, STT
+streamed while the user speaks) against `--lenient` (no validation) and `--stream-decoders 0` (each turn
+transcribed after it ends, as the voice pipeline does). Smoke mode (the normal test run): 2 sessions, input
+and reply at 4x real time. Full: FASTVOICE_BENCH_FULL=1 runs 1, 4, 8 and 16 sessions at real time.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ PACE = 1.0 if FULL else 4.0
 COUNTS = [1, 4, 8, 16] if FULL else [2]
 CHUNK = 960  # 20 ms at 24 kHz PCM16
 TICKS = os.sysconf("SC_CLK_TCK")
+MODES = {
+    "default": [],  # strict validation, streamed STT (up to 4 turns at once)
+    "lenient": ["--lenient"],
+    "batch-stt": ["--stream-decoders", "0"],
+}
 
 
 def _speech() -> bytes:
@@ -59,10 +65,10 @@ def _cpu_s(pid: int) -> float:
 
 
 class ServerProcess:
-    def __init__(self, lenient: bool) -> None:
+    def __init__(self, mode: str) -> None:
         args = [sys.executable, "-m", "fastvoice.serve", "--port", "0", "--pace", str(PACE)]
         self.proc = subprocess.Popen(
-            args + (["--lenient"] if lenient else []),
+            args + MODES[mode],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -131,8 +137,8 @@ async def _session(url: str, speech: bytes) -> dict[str, Any]:
     return out
 
 
-def _run(lenient: bool, sessions: int, speech: bytes) -> dict[str, Any]:
-    server = ServerProcess(lenient)
+def _run(mode: str, sessions: int, speech: bytes) -> dict[str, Any]:
+    server = ServerProcess(mode)
     try:
         cpu0 = _cpu_s(server.proc.pid)
 
@@ -171,10 +177,10 @@ def _run(lenient: bool, sessions: int, speech: bytes) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("sessions", COUNTS)
-@pytest.mark.parametrize("mode", ["strict", "lenient"])
+@pytest.mark.parametrize("mode", list(MODES))
 def test_serve_sessions(benchmark: Any, mode: str, sessions: int) -> None:
     speech = _speech()
     benchmark.group = f"serve-{sessions}-sessions"
-    info = benchmark.pedantic(_run, args=(mode == "lenient", sessions, speech), rounds=1, iterations=1)
+    info = benchmark.pedantic(_run, args=(mode, sessions, speech), rounds=1, iterations=1)
     benchmark.extra_info.update(info)
     print(mode, info)

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lenient", action="store_true", help="skip validating each sent event as a GA server event (faster)"
     )
+    p.add_argument(
+        "--stream-decoders",
+        type=int,
+        default=4,
+        metavar="N",
+        help="turns transcribed while spoken, ~95 MB each (default 4; 0: after each turn)",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every session")
     return p
 
@@ -53,7 +60,14 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         workflow = load_brain(args.workflow) if args.workflow else None
-        server = RealtimeServer(args.host, args.port, workflow, pace=args.pace, strict=not args.lenient)
+        server = RealtimeServer(
+            args.host,
+            args.port,
+            workflow,
+            pace=args.pace,
+            strict=not args.lenient,
+            stream_decoders=args.stream_decoders,
+        )
     except (ValueError, TypeError) as exc:
         print(f"fastvoice serve: {exc}")
         return 2
