@@ -46,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stream-decoders",
         type=int,
-        default=4,
+        default=2,
         metavar="N",
-        help="turns transcribed while spoken, ~95 MB each (default 4; 0: after each turn)",
+        help="turns transcribed while spoken, ~95 MB each (default 2; 0: after each turn)",
     )
     p.add_argument("--verbose", "-v", action="store_true", help="log every session")
     return p

@@ -34,7 +34,7 @@ class Engines:
     """STT pool + TTS. Create inside the event loop that uses it."""
 
     def __init__(
-        self, stt_pool: int | None = None, words_per_minute: int = 150, stream_decoders: int = 4
+        self, stt_pool: int | None = None, words_per_minute: int = 150, stream_decoders: int = 2
     ) -> None:
         size = stt_pool if stt_pool is not None else max(1, os.cpu_count() or 1)
         if size < 1:
@@ -72,7 +72,7 @@ class Engines:
                     m.transcribe(AudioInput(tone, "pcm16", sample_rate=16000), self._stt_settings)
                     for m in models
                 ),
-                _STREAMS.warm(min(2, _STREAMS.max_decoders) if self.streaming else 0),
+                _STREAMS.warm(_STREAMS.max_decoders if self.streaming else 0),
             )
         finally:
             for m in models:

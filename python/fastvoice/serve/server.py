@@ -26,8 +26,9 @@ class RealtimeServer:
     ``RealtimeServerEvent`` (a failure is a bug: it is logged, kept in :attr:`errors` and ends that response).
     ``stt_pool``: PocketSphinx decoders shared by the sessions (default: one per core); ``warm`` loads them in
     ``start()`` (once per process) rather than on the first turn. ``stream_decoders``: how many turns may be
-    transcribed while they are spoken (~95 MB each, loaded on demand, per process; 0: always transcribe a
-    turn after it ends, which adds that time to the first-audio latency).
+    transcribed while they are spoken (~95 MB and ~1.4 s of CPU to load each, loaded by ``warm``, per process;
+    more simultaneous speakers fall back to transcription after the turn, which adds that time to their
+    first-audio latency; 0: always so).
 
     ``async with RealtimeServer() as srv: ... srv.url`` or ``start()``/``stop()``.
     """
@@ -44,7 +45,7 @@ class RealtimeServer:
         stt_pool: int | None = None,
         model: str = "gpt-realtime",
         warm: bool = True,
-        stream_decoders: int = 4,
+        stream_decoders: int = 2,
     ) -> None:
         if pace < 0:
             raise ValueError(f"pace must be >= 0, got {pace}")

@@ -177,6 +177,16 @@ class Session:
             if exc.event_id is None and isinstance(data, dict) and isinstance(data.get("event_id"), str):
                 exc.event_id = data["event_id"]
             await self.reject(exc)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # our bug: report it to this client and keep the session (and others) alive
+            logger.exception("error handling a client event")
+            self.options.on_error(exc)
+            if not self.ws.closed:
+                error = {"type": "server_error", "code": "internal_error", "message": str(exc)}
+                await self.ws.send_str(
+                    json.dumps({"type": "error", "event_id": new_id("event"), "error": error})
+                )
 
     # ---- session
     # -------------------------------------------------------------------------------------------------
@@ -210,9 +220,8 @@ class Session:
             raise ClientEventError(
                 "invalid_value", "Only realtime sessions are supported.", "session.type", eid
             )
-        if "model" in update and update["model"] != self.session["model"]:
-            msg = f"Cannot update a session's model (it is {self.session['model']})."
-            raise ClientEventError("invalid_value", msg, "session.model", eid)
+        # A "model" in the update is accepted (and echoed) as is: offline, every model is the same engines,
+        # and clients that name their model in session.update instead of the URL must work unchanged.
         voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
         if voice is not None and self.any_audio and voice != self.session["audio"]["output"]["voice"]:
             msg = "Cannot update a conversation's voice if assistant audio is present."
@@ -342,6 +351,15 @@ class Session:
             await self.responder.start(None, None)
 
     async def _transcribe(self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None) -> None:
+        try:
+            await self._transcribe_and_report(item, pcm, rate, utt)
+        except Exception as exc:  # a dead socket or our own bug: never an unretrieved task exception
+            logger.exception("transcription of %s failed", item["id"])
+            self.options.on_error(exc)
+
+    async def _transcribe_and_report(
+        self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None
+    ) -> None:
         base = {"item_id": item["id"], "content_index": 0}
         try:
             if utt is None:
@@ -391,8 +409,7 @@ class Session:
         item = copy.deepcopy(event["item"])
         item.setdefault("id", new_id("item"))
         item.setdefault("object", "realtime.item")
-        if item.get("type") != "function_call_output" or "status" in item:
-            item.setdefault("status", "completed")
+        item.setdefault("status", "completed")
         if self.item(item["id"]) is not None:
             raise ClientEventError(
                 "duplicate_item_id", f"Item {item['id']} already exists", "item.id", event.get("event_id")
