@@ -430,3 +430,29 @@ def test_python_dash_m_serve_listens() -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+async def test_g711_input_is_decoded_for_vad_and_stt() -> None:
+    from scipy.signal import resample_poly
+
+    x = np.frombuffer(voice_sample(), dtype="<i2").astype(np.float64)
+    pcm8k = np.clip(np.round(resample_poly(x, 1, 3)), -32768, 32767).astype("<i2").tobytes()
+    wire = audio.ulaw_encode(bytes(320 * 10) + pcm8k + bytes(320 * 35))  # 8 kHz: 320 bytes of PCM16 = 20 ms
+    async with RealtimeServer(pace=0) as server, aiohttp.ClientSession() as http:
+        client = await connect(server, http)
+        fmt = {"type": "audio/pcmu"}
+        await client.update(audio={"input": {**TRANSCRIBE, "format": fmt}, "output": {"format": fmt}})
+        for i in range(0, len(wire), 160):  # 20 ms of G.711 per append
+            await client.send(
+                {"type": "input_audio_buffer.append", "audio": base64.b64encode(wire[i : i + 160]).decode()}
+            )
+        events = await client.until("response.done", timeout=30)
+        stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+        assert 2000 <= stopped["audio_end_ms"] <= 3000  # ms of the 8 kHz stream, not of bytes
+        heard = next(
+            e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"
+        )
+        assert "wonderful" in heard["transcript"]
+        assert heard["usage"]["seconds"] == pytest.approx(len(pcm8k) / 16000, abs=0.6)
+        reply = audio.ulaw_decode(audio_of(events))
+        assert len(reply) / 16000 > 0.8 and rms(reply) > 500

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from fastvoice.serve.stt import DecoderPool, Utterance
+from fastvoice.serve.stt import STT_RATE, DecoderPool, Utterance
 from fastvoice.voice.config import STTSettings, TTSSettings
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel
@@ -51,7 +51,10 @@ class Engines:
 
     def open_utterance(self, rate: int) -> Utterance | None:
         """A streamed transcription for a turn that just started, or None: transcribe it whole at its end."""
-        return _STREAMS.open(rate) if self.streaming else None
+        # Narrowband (G.711, 8 kHz) turns go batch: with the live cepstral normalisation of streamed decoding
+        # the wideband model misheard the 8 kHz test recording every time ("apple want and what"), while the
+        # whole-turn decode, normalised over the full utterance, gets it right.
+        return _STREAMS.open(rate) if self.streaming and rate >= STT_RATE else None
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         """The offline transcript of PCM16 mono ``pcm16`` at ``rate`` ("" for silence)."""

@@ -87,6 +87,12 @@ class Utterance:
         self._pool = pool
         self._decoder = decoder
         self._resampler = audio.Resampler(rate, STT_RATE) if rate != STT_RATE else None
+        # The streaming resampler's output lags by its filter delay; drop those leading samples so the decoder
+        # sees the same time-aligned audio a whole-clip resample gives. PocketSphinx notices: on 8 kHz G.711
+        # input a 4 ms lag turned "have a wonderful day" into "hamilton wandered all day".
+        self._skip = (
+            2 * round(self._resampler.delay_ms * STT_RATE / 1000) if self._resampler is not None else 0
+        )
         self._pending = bytearray()
         self._started = False
         self._worker: asyncio.Task[None] | None = None
@@ -98,11 +104,18 @@ class Utterance:
             return
         if self._resampler is not None:
             out = self._resampler.process(pcm16)
-            self._pending += audio.to_pcm16(out) if len(out) else b""
+            self._take(audio.to_pcm16(out) if len(out) else b"")
         else:
             self._pending += pcm16
         if len(self._pending) >= _FEED_BYTES and (self._worker is None or self._worker.done()):
             self._worker = asyncio.get_running_loop().create_task(self._drain())
+
+    def _take(self, pcm16: bytes) -> None:
+        if self._skip:
+            dropped = min(self._skip, len(pcm16))
+            self._skip -= dropped
+            pcm16 = pcm16[dropped:]
+        self._pending += pcm16
 
     async def _drain(self) -> None:
         while len(self._pending) >= _FEED_BYTES and self._failed is None:
@@ -144,7 +157,7 @@ class Utterance:
         self._closed = True
         if self._resampler is not None:
             tail = self._resampler.flush()
-            self._pending += audio.to_pcm16(tail) if len(tail) else b""
+            self._take(audio.to_pcm16(tail) if len(tail) else b"")
         worker = self._worker
 
         async def complete() -> str:
