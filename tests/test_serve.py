@@ -456,3 +456,53 @@ async def test_g711_input_is_decoded_for_vad_and_stt() -> None:
         assert heard["usage"]["seconds"] == pytest.approx(len(pcm8k) / 16000, abs=0.6)
         reply = audio.ulaw_decode(audio_of(events))
         assert len(reply) / 16000 > 0.8 and rms(reply) > 500
+
+
+async def test_conversation_items_order_and_a_failing_brain_fails_only_its_response() -> None:
+    def brain(text: str) -> str:
+        if text == "boom":
+            raise RuntimeError("brain bug")
+        return f"ok {text}"
+
+    async with RealtimeServer(workflow=brain, pace=0) as server, aiohttp.ClientSession() as http:
+        client = await connect(server, http)
+        await client.update(output_modalities=["text"])
+
+        async def create(item_id: str, text: str, after: str | None = None) -> dict[str, Any]:
+            item = {
+                "id": item_id,
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            }
+            event: dict[str, Any] = {"type": "conversation.item.create", "item": item}
+            if after is not None:
+                event["previous_item_id"] = after
+            await client.send(event)
+            return (await client.until("conversation.item.added"))[-1]
+
+        assert (await create("item_b", "second"))["previous_item_id"] is None
+        assert (await create("item_a", "first", "root"))["previous_item_id"] is None
+        assert (await create("item_c", "third", "item_b"))["previous_item_id"] == "item_b"
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"id": "item_a", "type": "message", "role": "user", "content": []},
+            }
+        )
+        assert (await client.until("error"))[-1]["error"]["code"] == "duplicate_item_id"
+        await client.send({"type": "conversation.item.delete", "item_id": "item_c"})
+        assert (await client.until("conversation.item.deleted"))[-1]["item_id"] == "item_c"
+        # The brain answers the newest user message by position: item_b now.
+        await client.send({"type": "response.create"})
+        events = await client.until("response.done")
+        assert next(e for e in events if e["type"] == "response.output_text.done")["text"] == "ok second"
+        await create("item_d", "boom")
+        await client.send({"type": "response.create"})
+        done = (await client.until("response.done"))[-1]["response"]
+        assert done["status"] == "failed"
+        await create("item_e", "again")
+        await client.send({"type": "response.create"})
+        events = await client.until("response.done")
+        assert next(e for e in events if e["type"] == "response.output_text.done")["text"] == "ok again"
+    assert [str(e) for e in server.errors] == ["brain bug"]
