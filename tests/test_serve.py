@@ -417,7 +417,7 @@ def test_load_brain_and_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_python_dash_m_serve_listens() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastvoice.serve", "--port", "0"],
+        [sys.executable, "-m", "fastvoice.serve", "--port", "0", "--no-warm"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="turns transcribed while spoken, ~95 MB each (default 2; 0: after each turn)",
     )
+    p.add_argument(
+        "--no-warm", action="store_true", help="start at once; load speech models on the first turn"
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every session")
     return p
 
@@ -67,6 +70,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             pace=args.pace,
             strict=not args.lenient,
             stream_decoders=args.stream_decoders,
+            warm=not args.no_warm,
         )
     except (ValueError, TypeError) as exc:
         print(f"fastvoice serve: {exc}")

@@ -347,7 +347,9 @@ class Session:
         self._transcriptions[item_id] = task
         task.add_done_callback(lambda _t: self._transcriptions.pop(item_id, None))
         td = self.turn_detection
-        if auto and td is not None and td.get("create_response", True):
+        # A reply still playing (interrupt_response off) keeps the floor: this turn is answered by the next
+        # response.create instead of an error the client never asked for.
+        if auto and td is not None and td.get("create_response", True) and not self.responder.is_active():
             await self.responder.start(None, None)
 
     async def _transcribe(self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None) -> None:
