@@ -1,0 +1,94 @@
+"""``fastvoice serve``: an offline server that speaks the OpenAI Realtime protocol (GA events).
+
+Realtime clients (fastvoice's own, openai-agents' ``RealtimeSession``, a user's app) run against it unchanged
+except for the URL, with no key and no network: server VAD and PocketSphinx on the way in, a pluggable brain
+(by default an echo ``voice.Workflow``) in the middle, eSpeak NG paced at real time on the way out::
+
+    async with RealtimeServer(workflow=my_workflow) as srv:
+        session = await realtime.start_session(agent, url=srv.url, api_key="offline")
+
+Needs the ``testing`` and ``local`` extras (aiohttp, openai, pocketsphinx, espeakng-loader).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from fastvoice.serve.brain import Brain, BrainReply, FunctionCall, TurnContext, WorkflowBrain, load_brain
+from fastvoice.serve.server import RealtimeServer
+
+__all__ = [
+    "Brain",
+    "BrainReply",
+    "FunctionCall",
+    "RealtimeServer",
+    "TurnContext",
+    "WorkflowBrain",
+    "cli_main",
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastvoice serve",
+        description="Serve the OpenAI Realtime protocol offline (local STT, TTS, VAD).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    p.add_argument("--workflow", metavar="MODULE:ATTR", help="a voice.Workflow (or brain) to answer with")
+    p.add_argument("--pace", type=float, default=1.0, help="audio pacing, x real time (0: unpaced)")
+    p.add_argument(
+        "--lenient", action="store_true", help="skip validating each sent event as a GA server event (faster)"
+    )
+    p.add_argument(
+        "--stream-decoders",
+        type=int,
+        default=2,
+        metavar="N",
+        help="turns transcribed while spoken, ~95 MB each (default 2; 0: after each turn)",
+    )
+    p.add_argument(
+        "--no-warm", action="store_true", help="start at once; load speech models on the first turn"
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="log every session")
+    return p
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``fastvoice serve [--host H] [--port P] [--workflow module:attr]``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        workflow = load_brain(args.workflow) if args.workflow else None
+        server = RealtimeServer(
+            args.host,
+            args.port,
+            workflow,
+            pace=args.pace,
+            strict=not args.lenient,
+            stream_decoders=args.stream_decoders,
+            warm=not args.no_warm,
+        )
+    except (ValueError, TypeError) as exc:
+        print(f"fastvoice serve: {exc}")
+        return 2
+
+    async def main() -> None:
+        await server.start()
+        print(f"fastvoice serve: listening on {server.url} (Ctrl-C to stop)", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"fastvoice serve: {exc}")
+        return 1
+    return 0

@@ -1,0 +1,126 @@
+"""GA event shapes the served session sends, and how it words its errors.
+
+Errors copy the real service's shape (``invalid_request_error`` with ``code``, ``param`` and the client's
+``event_id``), so a client's error handling can be exercised offline: an unknown event type is an
+``invalid_value`` of ``type``, a missing field a ``missing_required_parameter``, an unknown field an
+``unknown_parameter``. Acceptance itself is decided by :func:`fastvoice.testing.validate_client_event`,
+the same strict GA check the fake server uses.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastvoice.serve.brain import item_text
+from fastvoice.testing.validation import EventValidationError, client_event_types, validate_client_event
+
+__all__ = ["ClientEventError", "check_client_event", "error_event", "new_id", "response_shell", "usage"]
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id in the service's style (``item_``, ``resp_``, ``call_``, ``event_`` + 20 characters)."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class ClientEventError(Exception):
+    """A client event the session rejects; becomes one ``error`` event."""
+
+    def __init__(self, code: str, message: str, param: str | None = None, event_id: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.param = code, message, param
+        self.event_id = event_id if isinstance(event_id, str) else None
+
+
+def error_event(exc: ClientEventError) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": "invalid_request_error", "code": exc.code, "message": exc.message}
+    if exc.param is not None:
+        error["param"] = exc.param
+    if exc.event_id is not None:
+        error["event_id"] = exc.event_id
+    return {"type": "error", "error": error}
+
+
+def check_client_event(data: Any) -> dict[str, Any]:
+    """``data`` if it is a valid GA client event, else raises :class:`ClientEventError` worded like the
+    service."""
+    if not isinstance(data, dict):
+        raise ClientEventError("invalid_value", f"Expected an object, got {type(data).__name__}.")
+    event_id = data.get("event_id")
+    etype = data.get("type")
+    if not isinstance(etype, str):
+        raise ClientEventError(
+            "missing_required_parameter", "Missing required parameter: 'type'.", "type", event_id
+        )
+    if etype not in client_event_types():
+        supported = ", ".join(f"'{t}'" for t in sorted(client_event_types()))
+        raise ClientEventError(
+            "invalid_value",
+            f"Invalid value: '{etype}'. Supported values are: {supported}.",
+            "type",
+            event_id,
+        )
+    try:
+        validate_client_event(data)
+    except EventValidationError as exc:
+        raise _as_client_error(exc.problem, event_id) from None
+    return data
+
+
+def _as_client_error(problem: str, event_id: Any) -> ClientEventError:
+    prefix = "unknown field(s): "
+    if problem.startswith(prefix):
+        param = problem[len(prefix) :].split(", ")[0]
+        return ClientEventError("unknown_parameter", f"Unknown parameter: '{param}'.", param, event_id)
+    first = problem.split("; ")[0]
+    param, _, msg = first.partition(": ")
+    if msg == "Field required":
+        return ClientEventError(
+            "missing_required_parameter", f"Missing required parameter: '{param}'.", param, event_id
+        )
+    return ClientEventError("invalid_value", f"Invalid value for '{param}': {msg}.", param, event_id)
+
+
+def response_shell(
+    rid: str, status: str, modalities: list[str], conversation_id: str | None, metadata: Any = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "id": rid,
+        "object": "realtime.response",
+        "status": status,
+        "output": [],
+        "output_modalities": modalities,
+        "conversation_id": conversation_id,
+    }
+    if metadata is not None:
+        response["metadata"] = metadata
+    return response
+
+
+def usage(
+    input_text_chars: int, input_audio_ms: float, output_text_chars: int, output_audio_ms: float
+) -> dict[str, Any]:
+    """Token counts as the service would bill them, estimated: 4 characters per text token, 100 ms per input
+    audio token and 50 ms per output audio token (the service's published audio rates)."""
+    in_text = (input_text_chars + 3) // 4
+    in_audio = int(input_audio_ms // 100)
+    out_text = (output_text_chars + 3) // 4
+    out_audio = int(output_audio_ms // 50)
+    return {
+        "total_tokens": in_text + in_audio + out_text + out_audio,
+        "input_tokens": in_text + in_audio,
+        "output_tokens": out_text + out_audio,
+        "input_token_details": {
+            "text_tokens": in_text,
+            "audio_tokens": in_audio,
+            "cached_tokens": 0,
+            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+    }
+
+
+def item_text_chars(items: list[dict[str, Any]]) -> int:
+    return sum(
+        len(item_text(i)) if i.get("type") == "message" else len(str(i.get("output", ""))) for i in items
+    )

@@ -1,0 +1,488 @@
+"""One served connection: the Realtime session state machine.
+
+Client events are handled one at a time, in arrival order, by the connection's reader; a response runs as its
+own task so that audio appends, barge-in and ``response.cancel`` keep flowing while it plays. All sends go
+through :meth:`Session.emit`, which validates the event as a GA ``RealtimeServerEvent`` (when the server is
+strict) and serialises writes. Nothing here is shared with other sessions except the engines, so a session
+that misbehaves (or whose brain raises) only ever hurts itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import copy
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from fastvoice.audio import AudioFormatError
+from fastvoice.serve.audio import InputDecoder, format_of, rate_of, wire_bytes_per_ms
+from fastvoice.serve.brain import Brain
+from fastvoice.serve.engines import Engines
+from fastvoice.serve.events import ClientEventError, check_client_event, error_event, new_id
+from fastvoice.serve.response import Responder
+from fastvoice.serve.stt import Utterance
+from fastvoice.testing._state import default_session, merge
+from fastvoice.testing.validation import validate_server_event
+from fastvoice.voice._vad import EnergyTurnDetector, has_speech
+from fastvoice.voice.config import TurnDetection
+
+__all__ = ["Session", "SessionOptions"]
+
+logger = logging.getLogger("fastvoice.serve")
+
+MIN_COMMIT_MS = 100.0
+MAX_BUFFER_S = 900  # 15 minutes: a client that never commits cannot grow a session without bound
+
+
+class SessionOptions:
+    """Server-wide settings every session reads."""
+
+    def __init__(
+        self, *, pace: float, strict: bool, chunk_ms: int, on_error: Callable[[BaseException], None]
+    ):
+        self.pace, self.strict, self.chunk_ms, self.on_error = pace, strict, chunk_ms, on_error
+
+
+def vad_settings(td: Mapping[str, Any]) -> TurnDetection:
+    """The session's ``server_vad`` settings for the energy detector. ``threshold`` (0..1, the service's
+    probability scale) maps linearly onto -60..-20 dBFS, so the default 0.5 is the detector's -40 dBFS."""
+    threshold = float(td.get("threshold", 0.5) or 0.5)
+    silence = int(td.get("silence_duration_ms", 500) or 500)
+    prefix = int(td.get("prefix_padding_ms", 300) or 0)
+    return TurnDetection(
+        threshold_db=-60.0 + 40.0 * min(1.0, max(0.0, threshold)),
+        min_speech_ms=100,
+        silence_ms=max(20, silence),
+        prefix_ms=max(0, prefix),
+        frame_ms=20,
+    )
+
+
+class Session:
+    """State of one connection; :meth:`run` serves it until the client goes away."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, engines: Engines, brain: Brain, model: str, options: SessionOptions
+    ) -> None:
+        self.ws = ws
+        self.engines = engines
+        self.brain = brain
+        self.options = options
+        self.session = default_session(model)
+        self.items: list[dict[str, Any]] = []
+        self.conversation_id = new_id("conv")
+        self.any_audio = False
+        self._lock = asyncio.Lock()
+        self._buffer = bytearray()  # PCM16 at the input format's rate, since the last commit/clear
+        self._stream_samples = 0  # all input samples ever appended, for audio_*_ms
+        self._detector: EnergyTurnDetector | None = None
+        self._speech_item: str | None = None
+        self._speech_start_ms = 0
+        self._decoder = InputDecoder("audio/pcm")
+        self._transcriptions: dict[str, asyncio.Task[None]] = {}
+        self._utt: Utterance | None = None  # the turn being transcribed as it streams in
+        self.responder = Responder(self)
+        self._configure_input()
+
+    # ---- plumbing
+    # ------------------------------------------------------------------------------------------------
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("event_id", new_id("event"))
+        if self.options.strict:
+            validate_server_event(event)
+        text = json.dumps(event)
+        async with self._lock:
+            if not self.ws.closed:
+                await self.ws.send_str(text)
+
+    async def reject(self, exc: ClientEventError) -> None:
+        await self.emit(error_event(exc))
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        for item in self.items:
+            if item.get("id") == item_id:
+                return item
+        return None
+
+    async def add_item(self, item: dict[str, Any], after: str | None = None, *, done: bool = True) -> None:
+        """Insert ``item`` after ``after`` (None: at the end, "root": first) and announce it."""
+        if after == "root":
+            index = 0
+        elif after is None:
+            index = len(self.items)
+        else:
+            found = [i for i, it in enumerate(self.items) if it.get("id") == after]
+            if not found:
+                raise ClientEventError(
+                    "item_not_found", f"Previous item {after} not found", "previous_item_id"
+                )
+            index = found[0] + 1
+        prev = self.items[index - 1]["id"] if index > 0 else None
+        self.items.insert(index, item)
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": prev, "item": copy.deepcopy(item)}
+        )
+        if done:
+            await self.emit(
+                {"type": "conversation.item.done", "previous_item_id": prev, "item": copy.deepcopy(item)}
+            )
+
+    # ---- lifecycle
+    # -----------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        from aiohttp import WSMsgType
+
+        try:
+            await self.emit({"type": "session.created", "session": copy.deepcopy(self.session)})
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self.on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self.reject(
+                        ClientEventError("invalid_value", "Binary frames are not supported; send JSON text.")
+                    )
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        await self._drop_utterance()
+        await self.responder.cancel(None, notify=False)
+        for task in self._transcriptions.values():
+            task.cancel()
+        await asyncio.gather(*self._transcriptions.values(), return_exceptions=True)
+
+    async def on_text(self, raw: str) -> None:
+        data: Any = None
+        try:
+            try:
+                data = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ClientEventError(
+                    "invalid_json", f"We could not parse the JSON body of your request: {exc}"
+                ) from None
+            event = check_client_event(data)
+            handler = getattr(self, "_on_" + event["type"].replace(".", "_"))
+            await handler(event)
+        except ClientEventError as exc:
+            if exc.event_id is None and isinstance(data, dict) and isinstance(data.get("event_id"), str):
+                exc.event_id = data["event_id"]
+            await self.reject(exc)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # our bug: report it to this client and keep the session (and others) alive
+            logger.exception("error handling a client event")
+            self.options.on_error(exc)
+            if not self.ws.closed:
+                error = {"type": "server_error", "code": "internal_error", "message": str(exc)}
+                await self.ws.send_str(
+                    json.dumps({"type": "error", "event_id": new_id("event"), "error": error})
+                )
+
+    # ---- session
+    # -------------------------------------------------------------------------------------------------
+
+    async def _drop_utterance(self) -> None:
+        utt, self._utt = self._utt, None
+        if utt is not None:
+            await utt.abort()
+
+    def _configure_input(self) -> None:
+        kind = format_of(self.session, "input")
+        if kind != self._decoder.kind:
+            self._decoder = InputDecoder(kind)
+            self._buffer.clear()
+        td = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection")
+        if td and td.get("type") in ("server_vad", "semantic_vad"):
+            self._detector = EnergyTurnDetector(self._decoder.rate, vad_settings(td))
+        else:
+            self._detector = None
+        self._speech_item = None
+
+    @property
+    def turn_detection(self) -> Mapping[str, Any] | None:
+        td = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection")
+        return td if isinstance(td, Mapping) else None
+
+    async def _on_session_update(self, event: dict[str, Any]) -> None:
+        update = event["session"]
+        eid = event.get("event_id")
+        if update.get("type") != "realtime":
+            raise ClientEventError(
+                "invalid_value", "Only realtime sessions are supported.", "session.type", eid
+            )
+        # A "model" in the update is accepted (and echoed) as is: offline, every model is the same engines,
+        # and clients that name their model in session.update instead of the URL must work unchanged.
+        voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+        if voice is not None and self.any_audio and voice != self.session["audio"]["output"]["voice"]:
+            msg = "Cannot update a conversation's voice if assistant audio is present."
+            raise ClientEventError("cannot_update_voice", msg, "session.audio.output.voice", eid)
+        merge(self.session, update)
+        await self._drop_utterance()
+        self._configure_input()
+        await self.emit({"type": "session.updated", "session": copy.deepcopy(self.session)})
+
+    # ---- input audio
+    # ---------------------------------------------------------------------------------------------
+
+    def _ms(self, samples: int) -> int:
+        return int(samples * 1000 // self._decoder.rate)
+
+    async def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
+        eid = event.get("event_id")
+        try:
+            wire = base64.b64decode(event["audio"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientEventError(
+                "invalid_value", "Invalid 'audio'. Expected base64-encoded audio bytes.", "audio", eid
+            ) from None
+        try:
+            pcm = self._decoder.decode(wire)
+        except AudioFormatError as exc:
+            raise ClientEventError("invalid_value", f"Invalid 'audio': {exc}.", "audio", eid) from None
+        self._stream_samples += len(pcm) // 2
+        if len(self._buffer) + len(pcm) > MAX_BUFFER_S * self._decoder.rate * 2:
+            msg = f"The input audio buffer is full ({MAX_BUFFER_S} s); commit or clear it."
+            raise ClientEventError("input_audio_buffer_full", msg, "audio", eid)
+        self._buffer += pcm
+        detector = self._detector
+        if detector is None:
+            return
+        was_in_turn = detector.in_turn
+        if was_in_turn and self._utt is not None:
+            self._utt.feed(pcm)
+        turns = detector.push(pcm)
+        now_ms = self._ms(self._stream_samples)
+        td = self.turn_detection or {}
+        for turn in turns:
+            if not was_in_turn:
+                await self._speech_started(now_ms, td)
+            was_in_turn = False
+            end_ms = max(self._speech_start_ms, now_ms - int(td.get("silence_duration_ms", 500) or 0))
+            await self._speech_stopped(end_ms)
+            await self._commit(turn, auto=True)
+        if detector.in_turn and not was_in_turn:
+            await self._speech_started(now_ms, td)
+        if not detector.in_turn:
+            # Idle under VAD: keep only the pre-roll a streamed transcription starts from.
+            pre_s = 0.1 + int(td.get("prefix_padding_ms", 300) or 0) / 1000
+            keep = int(self._decoder.rate * pre_s) * 2
+            del self._buffer[: max(0, len(self._buffer) - keep)]
+
+    async def _speech_started(self, now_ms: int, td: Mapping[str, Any]) -> None:
+        self._speech_item = new_id("item")
+        pre = 100 + int(td.get("prefix_padding_ms", 300) or 0)
+        self._speech_start_ms = max(0, now_ms - pre)
+        await self.emit(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": self._speech_start_ms,
+                "item_id": self._speech_item,
+            }
+        )
+        await self._drop_utterance()
+        self._utt = self.engines.open_utterance(self._decoder.rate)
+        if self._utt is not None:
+            self._utt.feed(bytes(self._buffer))  # pre-roll and the chunk that started the turn
+        if td.get("interrupt_response", True):
+            await self.responder.cancel("turn_detected")
+
+    async def _speech_stopped(self, end_ms: int) -> None:
+        item_id = self._speech_item or new_id("item")
+        self._speech_item = item_id
+        await self.emit(
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id}
+        )
+
+    async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        self._buffer.clear()
+        await self._drop_utterance()
+        if self._detector is not None:
+            self._detector.flush()
+        self._speech_item = None
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
+        pcm = bytes(self._buffer)
+        if self._detector is not None and self._detector.in_turn:
+            pcm = self._detector.flush() or pcm
+        ms = len(pcm) / 2 * 1000 / self._decoder.rate
+        if ms < MIN_COMMIT_MS:
+            msg = (
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS:g}ms of audio, but buffer only has {ms:.2f}ms of audio."
+            )
+            raise ClientEventError("input_audio_buffer_commit_empty", msg, None, event.get("event_id"))
+        await self._commit(pcm, auto=False)
+
+    async def _commit(self, pcm: bytes, *, auto: bool) -> None:
+        self._buffer.clear()
+        utt, self._utt = self._utt, None
+        item_id = self._speech_item or new_id("item")
+        self._speech_item = None
+        prev = self.items[-1]["id"] if self.items else None
+        await self.emit(
+            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev}
+        )
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        await self.add_item(item)
+        self.responder.input_audio_ms += len(pcm) / 2 * 1000 / self._decoder.rate
+        task = asyncio.get_running_loop().create_task(self._transcribe(item, pcm, self._decoder.rate, utt))
+        self._transcriptions[item_id] = task
+        task.add_done_callback(lambda _t: self._transcriptions.pop(item_id, None))
+        td = self.turn_detection
+        # A reply still playing (interrupt_response off) keeps the floor: this turn is answered by the next
+        # response.create instead of an error the client never asked for.
+        if auto and td is not None and td.get("create_response", True) and not self.responder.is_active():
+            await self.responder.start(None, None)
+
+    async def _transcribe(self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None) -> None:
+        try:
+            await self._transcribe_and_report(item, pcm, rate, utt)
+        except Exception as exc:  # a dead socket or our own bug: never an unretrieved task exception
+            logger.exception("transcription of %s failed", item["id"])
+            self.options.on_error(exc)
+
+    async def _transcribe_and_report(
+        self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None
+    ) -> None:
+        base = {"item_id": item["id"], "content_index": 0}
+        try:
+            if utt is None:
+                text = await self.engines.transcribe(pcm, rate)
+            elif has_speech(pcm, rate):
+                text = await utt.finish()
+            else:  # recognisers hallucinate words in silence
+                await utt.abort()
+                text = ""
+        except Exception as exc:  # the STT failed on this clip: the service reports it, the session goes on
+            logger.warning("transcription failed: %s", exc)
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.failed",
+                    **base,
+                    "error": {"type": "transcription_error", "code": "stt_failed", "message": str(exc)},
+                }
+            )
+            return
+        item["content"][0]["transcript"] = text
+        if not ((self.session.get("audio") or {}).get("input") or {}).get("transcription"):
+            return  # the service only reports transcripts when input transcription is on
+        if text:
+            await self.emit(
+                {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text}
+            )
+        seconds = len(pcm) / 2 / rate
+        await self.emit(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                **base,
+                "transcript": text,
+                "usage": {"type": "duration", "seconds": round(seconds, 3)},
+            }
+        )
+
+    async def wait_transcriptions(self) -> None:
+        """Let pending transcriptions finish (a response needs the words it answers)."""
+        pending = list(self._transcriptions.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # ---- conversation
+    # --------------------------------------------------------------------------------------------
+
+    async def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        item = copy.deepcopy(event["item"])
+        item.setdefault("id", new_id("item"))
+        item.setdefault("object", "realtime.item")
+        item.setdefault("status", "completed")
+        if self.item(item["id"]) is not None:
+            raise ClientEventError(
+                "duplicate_item_id", f"Item {item['id']} already exists", "item.id", event.get("event_id")
+            )
+        try:
+            await self.add_item(item, event.get("previous_item_id"))
+        except ClientEventError as exc:
+            exc.event_id = event.get("event_id")
+            raise
+
+    async def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
+        item = self._existing(event)
+        out = copy.deepcopy(item)
+        audio = self.responder.audio_of(item["id"])
+        if audio is not None:
+            for part in out.get("content", []):
+                if part.get("type") == "output_audio":
+                    part["audio"] = base64.b64encode(audio).decode()
+        await self.emit({"type": "conversation.item.retrieved", "item": out})
+
+    async def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        item = self._existing(event)
+        self.items.remove(item)
+        await self.emit({"type": "conversation.item.deleted", "item_id": item["id"]})
+
+    async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        item = self._existing(event)
+        eid = event.get("event_id")
+        if item.get("role") != "assistant":
+            raise ClientEventError(
+                "invalid_value", "Only assistant messages can be truncated.", "item_id", eid
+            )
+        await self.responder.truncate(item, int(event["content_index"]), int(event["audio_end_ms"]), eid)
+
+    def _existing(self, event: dict[str, Any]) -> dict[str, Any]:
+        item = self.item(event["item_id"])
+        if item is None:
+            raise ClientEventError(
+                "item_not_found",
+                f"Item with id '{event['item_id']}' not found.",
+                "item_id",
+                event.get("event_id"),
+            )
+        return item
+
+    # ---- responses
+    # -----------------------------------------------------------------------------------------------
+
+    async def _on_response_create(self, event: dict[str, Any]) -> None:
+        await self.responder.start(event.get("response"), event.get("event_id"))
+
+    async def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        if not self.responder.is_active(event.get("response_id")):
+            raise ClientEventError(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found",
+                None,
+                event.get("event_id"),
+            )
+        await self.responder.cancel("client_cancelled")
+
+    async def _on_output_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        raise ClientEventError(
+            "invalid_value",
+            "output_audio_buffer.clear is only supported for WebRTC connections.",
+            "type",
+            event.get("event_id"),
+        )
+
+    def output_bytes_per_ms(self) -> float:
+        return wire_bytes_per_ms(format_of(self.session, "output"))
+
+    def output_rate(self) -> int:
+        return rate_of(format_of(self.session, "output"))
