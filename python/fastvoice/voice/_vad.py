@@ -20,7 +20,9 @@ def has_speech(pcm16: bytes, sample_rate: int, threshold_db: float = -50.0, min_
     """
     if not pcm16:
         return False
-    vad = VAD(sample_rate, threshold_db=threshold_db, min_speech_ms=min_ms, hangover_ms=100, prefix_padding_ms=0)
+    vad = VAD(
+        sample_rate, threshold_db=threshold_db, min_speech_ms=min_ms, hangover_ms=100, prefix_padding_ms=0
+    )
     return bool(vad.push(pcm16)) or vad.in_speech
 
 
