@@ -43,9 +43,12 @@ def _ms(seconds: float) -> str:
 def run_audio_demo(out: Path, source: Path | None = None) -> int:
     """Decode a WAV, stream it through the resampler as a microphone would, take the phone
     (G.711) path, frame it for the Realtime wire, and write the 24 kHz result."""
-    data = source.read_bytes() if source else sample_wav()
+    data = _read_file(source) if source else sample_wav()
     t0 = time.perf_counter()
-    wav = audio.wav_decode(data)
+    try:
+        wav = audio.wav_decode(data)
+    except ValueError as exc:
+        raise CliError(f"{source or 'the bundled sample'} is not a readable WAV file: {exc}") from None
     t_decode = time.perf_counter() - t0
     pcm = audio.from_pcm16(wav.pcm16)
     if wav.channels > 1:
@@ -156,14 +159,18 @@ def _progress(args: argparse.Namespace, label: str, total_s: float) -> Progress:
     return Progress(label, total_s, on)
 
 
-def _read_wav(path: Path) -> tuple[bytes, int]:
-    """Mono PCM16 and the sample rate of a WAV file, with errors a user can act on."""
+def _read_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise CliError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise CliError(f"{path} is a directory, not a WAV file") from None
+
+
+def _read_wav(path: Path) -> tuple[bytes, int]:
+    """Mono PCM16 and the sample rate of a WAV file, with errors a user can act on."""
+    data = _read_file(path)
     try:
         wav = audio.wav_decode(data)
     except ValueError as exc:
