@@ -428,8 +428,9 @@ class VAD:
     Each `frame_ms` frame is speech when its level is above `threshold_db` (dBFS), at least
     `snr_db` above the noise floor (the quietest frame of the last `noise_window_ms`, so steady
     noise stops counting after one window) and its zero-crossing rate is at most
-    `max_zero_crossing_rate` (white noise is ~0.5, voiced speech 0.02-0.2). Speech starts after
-    `min_speech_ms` of speech frames and stops after `hangover_ms` of other frames.
+    `max_zero_crossing_rate` (white noise is ~0.5, voiced speech 0.02-0.2). `frame_ms` is 10,
+    20 or 30. Speech starts after `min_speech_ms` of speech frames and stops after `hangover_ms`
+    of other frames.
 
     `push` takes PCM16 bytes or an int16/float32/float64 array, in chunks of any length (the
     events do not depend on the chunking), and returns the events completed by the chunk.
@@ -441,7 +442,7 @@ class VAD:
     def __init__(
         self,
         sample_rate: int = 16000,
-        frame_ms: Literal[10, 20, 30] = 20,
+        frame_ms: int = 20,
         threshold_db: float = -45.0,
         min_speech_ms: int = 100,
         hangover_ms: int = 500,

@@ -46,7 +46,7 @@ mod py;
 
 pub use py::{register, VADEvent, VAD};
 
-use crate::pcm::{f32_to_i16, f64_to_i16};
+use crate::pcm::{f32_to_i16_fast, f64_to_i16};
 
 /// Number of sub-windows of the noise-floor minimum tracker.
 const SUBWINDOWS: usize = 8;
@@ -281,19 +281,25 @@ impl Vad {
         while !rest.is_empty() {
             let take = (self.frame_len - self.filled).min(rest.len());
             let (now, later) = rest.split_at(take);
-            // Sums over a run inside one frame: no per-sample frame check, so
-            // the loop vectorises.
-            let mut energy = 0u64;
-            let mut crossings = 0u32;
-            let mut prev = self.prev_negative;
-            for &s in now {
-                let v = i64::from(s);
-                energy += (v * v) as u64;
-                let negative = s < 0;
-                crossings += u32::from(negative != prev);
-                prev = negative;
+            // Sums over a run inside one frame, with no per-sample frame check and no
+            // loop-carried state, so both loops vectorise. Two samples differ in sign
+            // exactly when their XOR is negative.
+            let energy: u64 = now
+                .iter()
+                .map(|&s| {
+                    let v = i32::from(s);
+                    (v * v) as u32 as u64
+                })
+                .sum();
+            let mut crossings: u32 = now
+                .iter()
+                .zip(now.iter().skip(1))
+                .map(|(&a, &b)| u32::from((a ^ b) < 0))
+                .sum();
+            if let (Some(&first), Some(&last)) = (now.first(), now.last()) {
+                crossings += u32::from((first < 0) != self.prev_negative);
+                self.prev_negative = last < 0;
             }
-            self.prev_negative = prev;
             self.energy += energy;
             self.crossings += crossings;
             self.filled += take;
@@ -306,7 +312,8 @@ impl Vad {
 
     /// Consume float samples in [-1, 1) (converted with the PCM16 rule).
     pub fn push_f32(&mut self, src: &[f32], events: &mut Vec<VadEvent>) {
-        self.push_converted(src, f32_to_i16, events);
+        // `f32_to_i16_fast` equals `f32_to_i16` for every input and vectorises.
+        self.push_converted(src, f32_to_i16_fast, events);
     }
 
     /// Consume double samples in [-1, 1) (converted with the PCM16 rule).
