@@ -15,6 +15,8 @@ from fastvoice import audio
 from fastvoice.audio import VAD, AudioFormatError, VADEvent
 from fastvoice.voice import TurnDetection
 from fastvoice.voice._vad import EnergyTurnDetector, has_speech
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import signal
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
@@ -261,3 +263,39 @@ def test_has_speech_on_recordings_and_noise() -> None:
     assert has_speech(x.tobytes(), rate)
     assert not has_speech(white(3, -30).tobytes(), 16000)
     assert not has_speech(np.zeros(16000, np.int16).tobytes(), 16000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    segments=st.lists(
+        st.tuples(st.sampled_from(["tone", "noise", "zero"]), st.integers(1, 8000), st.floats(0.0, 0.9)),
+        min_size=1,
+        max_size=12,
+    ),
+    cuts=st.lists(st.integers(0, 5000), max_size=20),
+    frame_ms=st.sampled_from([10, 20, 30]),
+)
+def test_events_are_well_formed_for_any_signal_and_chunking(
+    segments: list[tuple[str, int, float]], cuts: list[int], frame_ms: int
+) -> None:
+    rng = np.random.default_rng(0)
+    parts = []
+    for kind, n, amp in segments:
+        if kind == "tone":
+            parts.append(np.sin(np.arange(n) * 2 * np.pi * 220 / 16000) * amp)
+        elif kind == "noise":
+            parts.append(rng.uniform(-amp, amp, n))
+        else:
+            parts.append(np.zeros(n))
+    x = (np.concatenate(parts) * 32767).astype(np.int16)
+    kwargs = {"frame_ms": frame_ms, "min_speech_ms": 40, "hangover_ms": 100, "prefix_padding_ms": 60}
+    events = run(VAD(16000, **kwargs), x, cuts)
+    assert events == run(VAD(16000, **kwargs), x)  # chunking never matters
+    assert [e.kind for e in events] == ["start", "stop"] * (len(events) // 2)
+    previous_stop = 0
+    for start, stop in zip(events[::2], events[1::2], strict=True):
+        assert (
+            previous_stop <= start.padded_sample <= start.sample < stop.sample <= stop.padded_sample <= len(x)
+        )
+        assert start.sample % (16 * frame_ms) == 0  # on frame boundaries
+        previous_stop = stop.padded_sample
