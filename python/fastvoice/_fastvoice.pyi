@@ -435,8 +435,9 @@ class VAD:
     `push` takes PCM16 bytes or an int16/float32/float64 array, in chunks of any length (the
     events do not depend on the chunking), and returns the events completed by the chunk.
     Floats are converted with the PCM16 rule first. Large chunks release the GIL; steady-state
-    pushes allocate nothing but the returned list. Not meant to be shared between threads.
-    Bad settings raise `AudioFormatError`.
+    pushes allocate nothing but the returned list. One stream per object: a `push` while
+    another thread's `push` is running raises RuntimeError. Bad settings raise
+    `AudioFormatError`.
     """
 
     def __init__(

@@ -70,7 +70,8 @@ impl VADEvent {
 }
 
 /// Streaming voice activity detector (energy over an adaptive noise floor,
-/// zero-crossing rate, hangover).
+/// zero-crossing rate, hangover). One stream per object: a second thread pushing
+/// while a GIL-released push runs gets pyo3's "Already borrowed" RuntimeError.
 #[pyclass(module = "fastvoice._fastvoice", name = "VAD")]
 pub struct VAD {
     vad: Vad,
