@@ -1,39 +1,251 @@
-"""The README's main job: `fastvoice demo` runs offline and writes a 24 kHz WAV."""
+"""The `fastvoice` command line, run in subprocesses exactly as a user would run it, offline."""
 
+from __future__ import annotations
+
+import importlib.util
+import os
 import subprocess
 import sys
 import wave
 from pathlib import Path
 
+import numpy as np
+import pytest
 from fastvoice import audio, cli
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
+INSTALL_HINT = "pip install 'fastvoice[local]'"
 
-def test_demo_writes_24k_wav_of_the_sample(tmp_path: Path) -> None:
-    out = tmp_path / "out.wav"
-    proc = subprocess.run(
-        [sys.executable, "-m", "fastvoice", "demo", "-o", str(out)],
+pytest.importorskip("pocketsphinx", reason="the offline providers (fastvoice[local]) are not installed")
+pytest.importorskip("espeakng_loader", reason="the offline providers (fastvoice[local]) are not installed")
+
+
+def fastvoice(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    return subprocess.run(
+        [sys.executable, "-m", "fastvoice", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
+        cwd=cwd,
+        env={**base, **(env or {})},
+        input=stdin,
     )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("fastvoice: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()
+
+
+def shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"shared test audio {path} is not available")
+    return path
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    path = tmp_path / "sample.wav"
+    path.write_bytes(cli.sample_wav())
+    return path
+
+
+# -- demo: the README's first command --
+
+
+def test_demo_runs_the_pipeline_offline_and_writes_out_wav(tmp_path: Path) -> None:
+    proc = fastvoice("demo", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(None, 1) for line in proc.stdout.splitlines() if line.strip())
+    assert lines["transcript"].startswith('"what is the weather like today"'), proc.stdout
+    assert lines["reply"].startswith('"You said: what is the weather like today."'), proc.stdout
+    assert "ms after the transcript" in proc.stdout and "real-time factor" in proc.stdout
+    pcm, rate = read_wav(tmp_path / "out.wav")  # the default output, in the working directory
+    assert rate == 24000
+    assert 1.5 < len(pcm) / rate < 6  # the spoken reply
+    assert np.sqrt(np.mean((pcm / 32768.0) ** 2)) > 0.01  # not silence
+
+
+def test_audio_demo_keeps_the_audio_core_demo(tmp_path: Path) -> None:
+    out = tmp_path / "o.wav"
+    proc = fastvoice("audio-demo", "-o", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "resample" in proc.stdout and "wire" in proc.stdout
     src = audio.wav_decode(cli.sample_wav())
-    with wave.open(str(out)) as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
-        # Same duration as the input, within one 20 ms chunk.
-        assert abs(w.getnframes() / 24000 - src.duration_s) < 0.02
+    pcm, rate = read_wav(out)
+    assert rate == 24000 and abs(len(pcm) / 24000 - src.duration_s) < 0.02
 
 
-def test_demo_reports_bad_input_cleanly(tmp_path: Path) -> None:
+# -- transcribe / speak --
+
+
+def test_transcribe_the_bundled_sample(tmp_path: Path, sample: Path) -> None:
+    proc = fastvoice("transcribe", sample, "--provider", "local", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "weather" in proc.stdout
+
+
+def test_transcribe_a_long_recording_segment_by_segment_with_progress(tmp_path: Path) -> None:
+    # 40 s: above the length at which transcribe cuts utterances with the VAD.
+    pcm, rate = read_wav(shared("voice_sample_24k.wav"))
+    gap = np.zeros(rate * 3, np.int16)
+    long = np.concatenate([gap, *[np.concatenate([pcm, gap]) for _ in range(8)]])
+    assert len(long) / rate > cli.SEGMENT_ABOVE_S
+    path = tmp_path / "long.wav"
+    path.write_bytes(audio.wav_encode(long, sample_rate=rate))
+    proc = fastvoice("transcribe", path, "--provider", "local", "--progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("wonderful day") == 8, proc.stdout
+    assert "transcribe [" in proc.stderr and "100%" in proc.stderr and "segments 8" in proc.stderr
+
+
+def test_transcribe_silence_prints_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "silence.wav"
+    path.write_bytes(audio.wav_encode(np.zeros(16000, np.int16), sample_rate=16000))
+    proc = fastvoice("transcribe", path, "--provider", "local", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "no speech recognised" in proc.stderr
+
+
+def test_speak_writes_a_wav_that_transcribes_back(tmp_path: Path) -> None:
+    out = tmp_path / "speech.wav"
+    proc = fastvoice(
+        "speak", "Have a wonderful day. I like music.", "-o", out, "--provider", "local", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    pcm, rate = read_wav(out)
+    assert rate == 24000 and 1.5 < len(pcm) / rate < 6
+    back = fastvoice("transcribe", out, "--provider", "local", cwd=tmp_path)
+    assert "wonderful day" in back.stdout and "music" in back.stdout, back.stdout
+
+
+def test_speak_reads_stdin_and_rejects_empty_text(tmp_path: Path) -> None:
+    out = tmp_path / "s.wav"
+    proc = fastvoice("speak", "-", "-o", out, "--provider", "local", cwd=tmp_path, stdin="Hello there.")
+    assert proc.returncode == 0, proc.stderr
+    assert read_wav(out)[0].size > 0
+    assert_clean_error(fastvoice("speak", "  ", "--provider", "local", cwd=tmp_path), "empty")
+
+
+# -- pipeline --
+
+
+def test_pipeline_answers_each_turn_of_a_streamed_file(tmp_path: Path) -> None:
+    out = tmp_path / "reply.wav"
+    proc = fastvoice(
+        "pipeline", shared("two_turns_16k.wav"), "-o", out, "--provider", "local", "--progress", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    turns = [line for line in proc.stdout.splitlines() if line.startswith("turn ")]
+    assert [t.split()[1] for t in turns] == ["1", "2"], proc.stdout
+    assert proc.stdout.count('reply "You said: ') == 2
+    assert "2 turn(s)" in proc.stdout
+    # --progress without a terminal: plain lines, ending at 100 %.
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("pipeline [")]
+    assert progress and "100%" in progress[-1] and "turns 2" in progress[-1], proc.stderr
+    pcm, rate = read_wav(out)
+    assert rate == 24000 and len(pcm) / rate > 1.5
+
+
+def test_pipeline_without_progress_writes_nothing_to_stderr(tmp_path: Path, sample: Path) -> None:
+    proc = fastvoice("pipeline", sample, "-o", tmp_path / "r.wav", "--provider", "local", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "weather" in proc.stdout
+
+
+def test_pipeline_single_turn(tmp_path: Path, sample: Path) -> None:
+    proc = fastvoice(
+        "pipeline", sample, "-o", tmp_path / "r.wav", "--provider", "local", "--single-turn", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert 'heard "what is the weather like today"' in proc.stdout
+
+
+def test_pipeline_on_silence_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "silence.wav"
+    path.write_bytes(audio.wav_encode(np.zeros(32000, np.int16), sample_rate=16000))
+    out = tmp_path / "r.wav"
+    assert_clean_error(
+        fastvoice("pipeline", path, "-o", out, "--provider", "local", cwd=tmp_path), "no speech"
+    )
+    assert not out.exists()
+
+
+# -- errors: one line, exit status 1, no traceback --
+
+
+@pytest.mark.parametrize("command", ["demo", "audio-demo", "pipeline", "transcribe"])
+def test_missing_file(tmp_path: Path, command: str) -> None:
+    proc = fastvoice(command, tmp_path / "nope.wav", "--provider", "local", cwd=tmp_path)
+    if command in ("demo", "audio-demo"):  # these take no --provider
+        proc = fastvoice(command, tmp_path / "nope.wav", cwd=tmp_path)
+    assert_clean_error(proc, "nope.wav")
+
+
+@pytest.mark.parametrize("command", ["demo", "audio-demo", "pipeline", "transcribe"])
+def test_corrupt_wav(tmp_path: Path, command: str) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    proc = subprocess.run(
-        [sys.executable, "-m", "fastvoice", "demo", str(bad), "-o", str(tmp_path / "o.wav")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("fastvoice: error:") and "Traceback" not in proc.stderr
-    assert not (tmp_path / "o.wav").exists()
+    out = tmp_path / "o.wav"
+    extra = [] if command in ("demo", "audio-demo", "transcribe") else ["-o", out]
+    proc = fastvoice(command, bad, *extra, cwd=tmp_path)
+    assert_clean_error(proc, "bad.wav")
+    assert not out.exists() and not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("pocketsphinx", ["transcribe", "{sample}", "--provider", "local"]),
+        ("espeakng_loader", ["speak", "Hello.", "--provider", "local"]),
+        ("pocketsphinx", ["demo"]),
+    ],
+)
+def test_missing_offline_engine_says_how_to_install_it(
+    tmp_path: Path, sample: Path, module: str, args: list[str]
+) -> None:
+    # A package of the same name first on sys.path that fails to import, as if not installed.
+    hide = tmp_path / "hide"
+    (hide / module).mkdir(parents=True)
+    (hide / module / "__init__.py").write_text(f"raise ImportError('{module} hidden by the test')\n")
+    argv = [a.replace("{sample}", str(sample)) for a in args]
+    proc = fastvoice(*argv, cwd=tmp_path, env={"PYTHONPATH": str(hide)})
+    assert_clean_error(proc, module.replace("_", "-"), INSTALL_HINT)
+
+
+def test_unavailable_choices_are_clear_errors(tmp_path: Path, sample: Path) -> None:
+    proc = fastvoice("pipeline", sample, "--workflow", "agent", "--provider", "local", cwd=tmp_path)
+    from fastvoice import voice
+
+    if getattr(voice, "AgentWorkflow", None) is None:
+        assert_clean_error(proc, "AgentWorkflow")
+    proc = fastvoice("transcribe", sample, "--provider", "nope", cwd=tmp_path)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr  # argparse usage error
+
+
+def test_serve_without_the_serve_module(tmp_path: Path) -> None:
+    if importlib.util.find_spec("fastvoice.serve") is not None:
+        pytest.skip("fastvoice.serve is present in this build; its own tests cover `fastvoice serve`")
+    assert_clean_error(fastvoice("serve", "--port", "0", cwd=tmp_path), "fastvoice.serve")
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    proc = fastvoice("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("fastvoice ")
+    helptext = fastvoice("--help", cwd=tmp_path).stdout
+    for command in ("demo", "audio-demo", "pipeline", "transcribe", "speak", "serve"):
+        assert command in helptext

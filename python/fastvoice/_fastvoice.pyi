@@ -394,3 +394,85 @@ def transport_shutdown(grace: float = 1.0) -> None:
 
 def transport_runtime_running() -> bool:
     """Whether the shared tokio runtime currently exists."""
+
+# ---------------------------------------------------------------------------
+# vad-cli: streaming voice activity detection (rust/src/vad/)
+# ---------------------------------------------------------------------------
+
+class VADEvent:
+    """A speech boundary found by `VAD`, as sample offsets from the start of the stream."""
+
+    @property
+    def kind(self) -> Literal["start", "stop"]:
+        """`"start"`: speech began; `"stop"`: it ended (decided after the hangover)."""
+    @property
+    def sample(self) -> int:
+        """Where speech itself starts (its first speech frame) or stops (end of the last one)."""
+    @property
+    def padded_sample(self) -> int:
+        """Where to cut the audio: `sample` minus the prefix padding for a start (never before
+        the previous stop), the end of the hangover for a stop."""
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def time_s(self) -> float:
+        """`sample` in seconds."""
+    @property
+    def padded_time_s(self) -> float:
+        """`padded_sample` in seconds."""
+    def __eq__(self, other: object) -> bool: ...
+
+class VAD:
+    """Streaming voice activity detector for mono audio.
+
+    Each `frame_ms` frame is speech when its level is above `threshold_db` (dBFS), at least
+    `snr_db` above the noise floor (the quietest frame of the last `noise_window_ms`, so steady
+    noise stops counting after one window) and its zero-crossing rate is at most
+    `max_zero_crossing_rate` (white noise is ~0.5, voiced speech 0.02-0.2). `frame_ms` is 10,
+    20 or 30. Speech starts after `min_speech_ms` of speech frames and stops after `hangover_ms`
+    of other frames.
+
+    `push` takes PCM16 bytes or an int16/float32/float64 array, in chunks of any length (the
+    events do not depend on the chunking), and returns the events completed by the chunk.
+    Floats are converted with the PCM16 rule first. Large chunks release the GIL; steady-state
+    pushes allocate nothing but the returned list. One stream per object: a `push` while
+    another thread's `push` is running raises RuntimeError. Bad settings raise
+    `AudioFormatError`.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        frame_ms: int = 20,
+        threshold_db: float = -45.0,
+        min_speech_ms: int = 100,
+        hangover_ms: int = 500,
+        prefix_padding_ms: int = 300,
+        snr_db: float = 10.0,
+        max_zero_crossing_rate: float = 0.4,
+        noise_window_ms: int = 1500,
+    ) -> None: ...
+    def push(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> list[VADEvent]:
+        """Feed a chunk; returns the start/stop events it completed, in order."""
+    def flush(self) -> VADEvent | None:
+        """End of stream: the stop event of a segment still open (at the current position,
+        partial frame included), or None; then reset for a new stream."""
+    def reset(self) -> None:
+        """Forget the stream: offsets restart at 0 and the noise floor is re-learnt."""
+    @property
+    def in_speech(self) -> bool:
+        """True between a start event and its stop event."""
+    @property
+    def position(self) -> int:
+        """Samples consumed since the start of the stream."""
+    @property
+    def level_db(self) -> float:
+        """Level of the last complete frame, dBFS (digital silence is -120)."""
+    @property
+    def noise_floor_db(self) -> float:
+        """The current noise-floor estimate, dBFS."""
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def frame_samples(self) -> int:
+        """Samples per frame (`sample_rate * frame_ms // 1000`)."""

@@ -13,6 +13,7 @@ pub mod pcm;
 pub mod resample;
 pub mod ring;
 pub mod transport;
+pub mod vad;
 pub mod wav;
 pub mod wire;
 
@@ -27,5 +28,6 @@ fn _fastvoice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ring::register(m)?;
     wire::register(m)?;
     transport::register(m)?;
+    vad::register(m)?;
     Ok(())
 }

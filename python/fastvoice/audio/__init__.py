@@ -1,14 +1,16 @@
-"""Audio: PCM16/float conversion, WAV, G.711, resampling, ring buffers and wire fast paths.
+"""Audio: PCM16/float conversion, WAV, G.711, resampling, ring buffers, wire fast paths and a VAD.
 
 Everything here is implemented in the Rust core (`fastvoice._fastvoice`) and accepts
 `bytes`, `bytearray`, `memoryview` or numpy arrays without copying.
 """
 
 from fastvoice._fastvoice import (
+    VAD,
     AudioDelta,
     AudioFormatError,
     Resampler,
     RingBuffer,
+    VADEvent,
     WavAudio,
     alaw_decode,
     alaw_encode,
@@ -25,10 +27,12 @@ from fastvoice._fastvoice import (
 )
 
 __all__ = [
+    "VAD",
     "AudioDelta",
     "AudioFormatError",
     "Resampler",
     "RingBuffer",
+    "VADEvent",
     "WavAudio",
     "alaw_decode",
     "alaw_encode",

@@ -41,11 +41,12 @@ class TTSSettings:
 
 @dataclass(slots=True)
 class TurnDetection:
-    """Energy turn detection for `Pipeline.run_streamed` (a placeholder for the native VAD).
+    """Turn detection for `Pipeline.run_streamed`, by the native VAD (`fastvoice.audio.VAD`).
 
-    A turn starts once `min_speech_ms` of frames are louder than `threshold_db` (dBFS) and
-    ends after `silence_ms` of quieter frames; `prefix_ms` of audio before the start is kept
-    so the first phoneme is not clipped.
+    A turn starts once `min_speech_ms` of frames are speech (louder than `threshold_db` dBFS and
+    than the adaptive noise floor, not noise-like) and ends after `silence_ms` of other frames;
+    `prefix_ms` of audio before the start is kept so the first phoneme is not clipped.
+    `frame_ms` is 10, 20 or 30.
     """
 
     threshold_db: float = -40.0

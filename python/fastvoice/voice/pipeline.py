@@ -93,7 +93,7 @@ class Pipeline:
     async def run_streamed(self, audio_input: StreamedAudioInput) -> StreamedAudioResult:
         """Turns detected in live input, answered one after the other until the input closes.
 
-        Turn detection here is a Python energy detector, a placeholder for the native VAD.
+        Turns are cut by the native VAD (`fastvoice.audio.VAD`, settings in `Config.turn_detection`).
         A failed turn reports its error and the session goes on with the next one.
         """
         if not isinstance(audio_input, StreamedAudioInput):

@@ -1,0 +1,141 @@
+"""VAD benchmarks: the native `fastvoice.audio.VAD` next to the Python energy detector it
+replaced (numpy, the placeholder that was on main) and WebRTC's VAD (`webrtcvad`, C, when
+installed), on the same audio.
+
+- `vad-stream-20ms`: a 60 s conversation-like stream (the shared two-turn recording, repeated)
+  fed in 20 ms chunks, as live capture would: per-chunk cost including the Python call.
+- `vad-file`: the same 60 s handed over at once (native only: one call; the others must loop
+  over frames anyway, so their figure is the streaming one).
+
+Each benchmark asserts what it detected (two utterances per repetition of the recording), so
+it cannot rot; in the normal test run each runs once.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastvoice.audio import VAD
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
+RATE = 16000
+FRAME = RATE // 50  # 20 ms
+REPEATS = 11  # 11 x 5.36 s ~ 59 s
+
+
+def _stream() -> bytes:
+    path = SHARED / "two_turns_16k.wav"
+    if not path.exists():
+        pytest.skip(f"shared test audio {path} is not available")
+    with wave.open(str(path)) as w:
+        assert w.getframerate() == RATE and w.getsampwidth() == 2 and w.getnchannels() == 1
+        one = w.readframes(w.getnframes())
+    one += b"\x00\x00" * (len(one) // 2 % FRAME and FRAME - len(one) // 2 % FRAME)  # whole frames
+    return one * REPEATS
+
+
+STREAM = _stream()
+CHUNKS = [STREAM[i : i + 2 * FRAME] for i in range(0, len(STREAM), 2 * FRAME)]
+EXPECTED = 2 * REPEATS  # utterances
+
+
+def native_stream() -> int:
+    vad = VAD(RATE, hangover_ms=500)
+    starts = 0
+    for chunk in CHUNKS:
+        for event in vad.push(chunk):
+            starts += event.kind == "start"
+    return starts
+
+
+def native_file() -> int:
+    vad = VAD(RATE, hangover_ms=500)
+    return sum(e.kind == "start" for e in vad.push(STREAM))
+
+
+class PythonEnergyVAD:
+    """The numpy placeholder that `fastvoice.voice._vad` had before the native VAD: frame RMS
+    in dBFS against a fixed threshold, minimum speech run, hangover (reduced to the decisions)."""
+
+    def __init__(self, threshold_db: float = -45.0, min_frames: int = 5, hangover: int = 25) -> None:
+        self.threshold, self.min_frames, self.hangover = threshold_db, min_frames, hangover
+        self.pending = b""
+        self.in_speech = False
+        self.run = 0
+
+    def push(self, pcm16: bytes) -> int:
+        data = self.pending + pcm16 if self.pending else pcm16
+        whole = len(data) // (2 * FRAME) * (2 * FRAME)
+        self.pending = data[whole:]
+        n = whole // (2 * FRAME)
+        if n == 0:
+            return 0
+        x = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64).reshape(n, FRAME) / 32768.0
+        levels = 10.0 * np.log10(np.mean(x * x, axis=1) + 1e-12)
+        starts = 0
+        for level in levels:
+            loud = level > self.threshold
+            if not self.in_speech:
+                self.run = self.run + 1 if loud else 0
+                if self.run >= self.min_frames:
+                    self.in_speech, self.run, starts = True, 0, starts + 1
+            else:
+                self.run = 0 if loud else self.run + 1
+                if self.run >= self.hangover:
+                    self.in_speech, self.run = False, 0
+        return starts
+
+
+def python_stream() -> int:
+    vad = PythonEnergyVAD()
+    return sum(vad.push(chunk) for chunk in CHUNKS)
+
+
+def webrtc_stream() -> int:
+    import webrtcvad  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    vad = webrtcvad.Vad(2)
+    starts = run = 0
+    in_speech = False
+    for chunk in CHUNKS:  # the same decision logic as above, on WebRTC's per-frame verdicts
+        speech = vad.is_speech(chunk, RATE)
+        if not in_speech:
+            run = run + 1 if speech else 0
+            if run >= 5:
+                in_speech, run, starts = True, 0, starts + 1
+        else:
+            run = 0 if speech else run + 1
+            if run >= 25:
+                in_speech, run = False, 0
+    return starts
+
+
+def _bench(benchmark, fn, group: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    benchmark.group = group
+    benchmark.extra_info.update(
+        implementation=name,
+        audio_s=round(len(STREAM) / 2 / RATE, 2),
+        chunk_ms=20 if "stream" in group else None,
+    )
+    starts = benchmark(fn)
+    assert starts == EXPECTED, (name, starts)
+
+
+def test_native_vad_stream(benchmark) -> None:  # type: ignore[no-untyped-def]
+    _bench(benchmark, native_stream, "vad-stream-20ms", "fastvoice VAD (Rust)")
+
+
+def test_python_energy_vad_stream(benchmark) -> None:  # type: ignore[no-untyped-def]
+    _bench(benchmark, python_stream, "vad-stream-20ms", "numpy energy VAD (old placeholder)")
+
+
+def test_webrtc_vad_stream(benchmark) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("webrtcvad", reason="webrtcvad (pip install webrtcvad-wheels) is not installed")
+    _bench(benchmark, webrtc_stream, "vad-stream-20ms", "webrtcvad (C, mode 2)")
+
+
+def test_native_vad_file(benchmark) -> None:  # type: ignore[no-untyped-def]
+    _bench(benchmark, native_file, "vad-file", "fastvoice VAD (Rust), one call")
