@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 import wave
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastvoice import audio, cli
+from fastvoice.testing import validate_server_event
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
 INSTALL_HINT = "pip install 'fastvoice[local]'"
@@ -227,20 +230,46 @@ def test_missing_offline_engine_says_how_to_install_it(
     assert_clean_error(proc, module.replace("_", "-"), INSTALL_HINT)
 
 
-def test_unavailable_choices_are_clear_errors(tmp_path: Path, sample: Path) -> None:
-    proc = fastvoice("pipeline", sample, "--workflow", "agent", "--provider", "local", cwd=tmp_path)
-    from fastvoice import voice
-
-    if getattr(voice, "AgentWorkflow", None) is None:
-        assert_clean_error(proc, "AgentWorkflow")
+def test_agent_workflow_without_a_key_is_a_clear_error(tmp_path: Path, sample: Path) -> None:
+    env = {"OPENAI_API_KEY": "", "CODEX_API_KEY": "", "CODEX_HOME": str(tmp_path / "no-codex-home")}
+    proc = fastvoice("pipeline", sample, "--workflow", "agent", "--provider", "local", cwd=tmp_path, env=env)
+    assert_clean_error(proc, "no OpenAI API key found")
     proc = fastvoice("transcribe", sample, "--provider", "nope", cwd=tmp_path)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr  # argparse usage error
 
 
-def test_serve_without_the_serve_module(tmp_path: Path) -> None:
-    if importlib.util.find_spec("fastvoice.serve") is not None:
-        pytest.skip("fastvoice.serve is present in this build; its own tests cover `fastvoice serve`")
-    assert_clean_error(fastvoice("serve", "--port", "0", cwd=tmp_path), "fastvoice.serve")
+def test_serve_speaks_the_realtime_protocol(tmp_path: Path) -> None:
+    """`fastvoice serve` listens on the given port and greets a client with `session.created`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}/v1/realtime"
+
+    async def greet() -> dict[str, object]:
+        from fastvoice import transport
+
+        async with await transport.connect(f"{url}?model=gpt-realtime") as conn:
+            msg = await asyncio.wait_for(conn.recv(), 10)
+            assert isinstance(msg, str)
+            return dict(json.loads(msg))
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "fastvoice", "serve", "--port", str(port), "--no-warm"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert url in line, line
+            event = asyncio.run(greet())
+            assert event["type"] == "session.created"
+            validate_server_event(event)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def test_version_and_help(tmp_path: Path) -> None:

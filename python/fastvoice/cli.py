@@ -192,10 +192,7 @@ def _workflow(name: str) -> Any:
 
     if name == "echo":
         return voice.SimpleWorkflow(lambda text: [f"You said: {text}."])
-    agent_workflow = getattr(voice, "AgentWorkflow", None)
-    if agent_workflow is None:
-        raise CliError("--workflow agent needs fastvoice.voice.AgentWorkflow, which this build does not have")
-    return agent_workflow(
+    return voice.AgentWorkflow(
         agent={"instructions": "You are a helpful voice assistant. Answer in one or two short sentences."}
     )
 
@@ -486,6 +483,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fastvoice: interrupted", file=sys.stderr)
         return 130
     except (CliError, OSError, ValueError, VoiceError) as exc:
+        print(f"fastvoice: error: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        # Imported here: fastvoice.realtime pulls in pydantic, which the offline commands do not need.
+        from fastvoice.realtime.auth import MissingAPIKeyError
+
+        if not isinstance(exc, MissingAPIKeyError):
+            raise
         print(f"fastvoice: error: {exc}", file=sys.stderr)
         return 1
 
