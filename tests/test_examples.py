@@ -1,7 +1,6 @@
 """The realtime examples run as scripts, with no API key, against the offline ``fastvoice serve`` server
 (their default) and against the tone-answering fake (``--fake``), and do what they say: the event flow on
-stdout
-(tool calls, approval, handoff, transcripts) and a reply WAV that is real speech.
+stdout (tool calls, approval, handoff, transcripts) and a reply WAV that is real speech.
 
 "Real speech" is checked independently of the server: the WAV is read with stdlib ``wave``, transcribed back
 with the offline PocketSphinx STT (the replies end in "Have a wonderful day.", which it recognises reliably in
