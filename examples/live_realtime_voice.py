@@ -1,12 +1,21 @@
 """A live voice conversation: microphone in, speaker out, barge-in with exact truncation.
 
-    python examples/live_realtime_voice.py [--wav-in question.wav] [--out reply.wav] [--fake] [--no-device]
+    python examples/live_realtime_voice.py [--wav-in question.wav] [--out reply.wav] [--no-device]
+                                           [--offline | --url URL | --openai | --fake]
 
 With ``sounddevice`` installed and a microphone present, you talk and the assistant answers through the
 speaker; talking over it interrupts it, and the session truncates the assistant item at exactly what the
 speaker played (the playback ``RingBuffer`` registered with the session counts it). Otherwise the question
 comes from a WAV file (default: fastvoice's bundled sample, any rate, resampled natively) and the reply is
-written to a WAV file. Without an API key (or with ``--fake``) the local ``FakeRealtimeServer`` answers.
+written to a WAV file; server VAD ends the turn.
+
+Where the session goes (an explicit flag wins; without one, a found API key means OpenAI):
+
+- no API key, or ``--offline``: an in-process ``fastvoice.serve.RealtimeServer``: server VAD, PocketSphinx,
+  the default echo brain ("You said: ...") and eSpeak NG;
+- ``--url ws://127.0.0.1:8765/v1/realtime``: a server you started with ``fastvoice serve``;
+- ``--openai``, or a key found: OpenAI;
+- ``--fake``: the protocol test double ``FakeRealtimeServer``, which answers a committed turn with a tone.
 """
 
 from __future__ import annotations
@@ -54,7 +63,9 @@ def reply_tone() -> list[bytes]:
     return [pcm[i : i + 960] for i in range(0, len(pcm), 960)]
 
 
-async def main(wav_in: pathlib.Path | None, out: pathlib.Path, fake: bool, use_device: bool) -> None:
+async def main(
+    wav_in: pathlib.Path | None, out: pathlib.Path, backend: str, use_device: bool, url: str | None = None
+) -> None:
     agent = realtime.agent("Assistant", "You are a friendly voice assistant. Keep answers short.")
     td = realtime.TurnDetectionConfig(type="server_vad", silence_duration_ms=500)
     config = realtime.RunConfig(
@@ -63,8 +74,17 @@ async def main(wav_in: pathlib.Path | None, out: pathlib.Path, fake: bool, use_d
     ring = audio.RingBuffer(RATE * 30)
     mic: asyncio.Queue[np.ndarray[Any, Any]] = asyncio.Queue()
     async with contextlib.AsyncExitStack() as stack:
-        url = api_key = None
-        if fake:
+        api_key = None
+        fake = backend == "fake"
+        if backend == "offline":
+            from fastvoice.serve import RealtimeServer
+
+            # One speaker: one recogniser (the default pool is one per core, loaded at start).
+            offline = await stack.enter_async_context(RealtimeServer(stt_pool=1, stream_decoders=1))
+            url, api_key = offline.url, "offline"
+        elif backend == "url":
+            api_key = "offline"
+        elif fake:
             from fastvoice.testing import FakeRealtimeServer, ScriptedResponse
 
             server = await stack.enter_async_context(FakeRealtimeServer())
@@ -72,6 +92,9 @@ async def main(wav_in: pathlib.Path | None, out: pathlib.Path, fake: bool, use_d
                 ScriptedResponse(audio=reply_tone(), transcript="Nice to hear you."), transcript="Hi!"
             )
             url, api_key = server.url, "sk-local-fake-server"
+        else:
+            url = None
+        print(f"backend: {backend}" + (f" at {url}" if url else ""))
         session = await realtime.start_session(agent, config, api_key=api_key, url=url)
         stack.push_async_callback(session.stop)
         devices = open_devices(ring, mic) if use_device else None
@@ -120,15 +143,39 @@ async def main(wav_in: pathlib.Path | None, out: pathlib.Path, fake: bool, use_d
     print(f"wrote {len(reply) / 48:.0f} ms of reply audio to {out}")
 
 
+def choose_backend(args: argparse.Namespace) -> str:
+    """Explicit flags win; otherwise OpenAI when a key is found, else the offline server."""
+    if args.fake:
+        return "fake"
+    if args.url:
+        return "url"
+    if args.offline:
+        return "offline"
+    if args.openai or realtime.resolve_api_key() is not None:
+        return "openai"
+    return "offline"
+
+
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--offline", action="store_true", help="in-process fastvoice serve, even if a key is set"
+    )
+    group.add_argument(
+        "--url", metavar="WS_URL", help="a running 'fastvoice serve' (ws://127.0.0.1:8765/v1/realtime)"
+    )
+    group.add_argument("--openai", action="store_true", help="OpenAI (needs an API key)")
+    group.add_argument("--fake", action="store_true", help="the tone-answering FakeRealtimeServer")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--wav-in", type=pathlib.Path, default=None)
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("live_realtime_reply.wav"))
-    parser.add_argument("--fake", action="store_true", help="use the local fake server even if a key is set")
     parser.add_argument("--no-device", action="store_true", help="WAV in/out even if sounddevice works")
+    add_backend_flags(parser)
     args = parser.parse_args()
-    fake = args.fake or realtime.resolve_api_key() is None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(args.wav_in, args.out, fake, not args.no_device))
+        asyncio.run(main(args.wav_in, args.out, choose_backend(args), not args.no_device, args.url))

@@ -1,9 +1,14 @@
 """A first Realtime voice session: ask a question, stream the spoken answer into a WAV file.
 
-    python examples/realtime_basic.py [--out reply.wav] [--fake]
+    python examples/realtime_basic.py [--out reply.wav] [--offline | --url URL | --openai | --fake]
 
-With an API key (``OPENAI_API_KEY``, ``CODEX_API_KEY`` or ``~/.codex/auth.json``) this talks to OpenAI;
-without one, or with ``--fake``, to the local ``FakeRealtimeServer``, which answers with a tone.
+Where the session goes (an explicit flag wins; without one, a found API key means OpenAI):
+
+- no API key (``OPENAI_API_KEY``, ``CODEX_API_KEY`` or ``~/.codex/auth.json``), or ``--offline``: an
+  in-process ``fastvoice.serve.RealtimeServer``: the default echo brain ("You said: ...") and eSpeak NG;
+- ``--url ws://127.0.0.1:8765/v1/realtime``: a server you started with ``fastvoice serve``;
+- ``--openai``, or a key found: OpenAI;
+- ``--fake``: the protocol test double ``FakeRealtimeServer``, which answers with a tone.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import numpy as np
 from fastvoice import audio, realtime
 from fastvoice.realtime import events as ev
 
+QUESTION = "Please wish me a wonderful day."
+
 
 def scripted_reply() -> list[bytes]:
     """Half a second of a 440 Hz tone in 20 ms chunks: what the fake "model" says."""
@@ -25,21 +32,37 @@ def scripted_reply() -> list[bytes]:
     return [pcm[i : i + 960] for i in range(0, len(pcm), 960)]
 
 
-async def main(out: pathlib.Path, fake: bool) -> None:
+async def endpoint(
+    stack: contextlib.AsyncExitStack, backend: str, url: str | None
+) -> tuple[str | None, str | None]:
+    """``(url, api_key)`` for ``start_session``: None, None means OpenAI with the key found."""
+    if backend == "offline":
+        from fastvoice.serve import RealtimeServer
+
+        # warm=False: this example types its question, so the speech recogniser is never needed.
+        server = await stack.enter_async_context(RealtimeServer(warm=False))
+        return server.url, "offline"
+    if backend == "url":
+        return url, "offline"
+    if backend == "fake":
+        from fastvoice.testing import FakeRealtimeServer, ScriptedResponse
+
+        fake = await stack.enter_async_context(FakeRealtimeServer())
+        fake.on_response_create(ScriptedResponse(audio=scripted_reply(), transcript="Hello there!"))
+        return fake.url, "sk-local-fake-server"
+    return None, None
+
+
+async def main(out: pathlib.Path, backend: str, url: str | None = None) -> None:
     agent = realtime.agent("Assistant", "You are a friendly voice assistant. Answer in one short sentence.")
     config = realtime.RunConfig(model_settings=realtime.SessionModelSettings(voice="marin"))
     async with contextlib.AsyncExitStack() as stack:
-        url = api_key = None
-        if fake:
-            from fastvoice.testing import FakeRealtimeServer, ScriptedResponse
-
-            server = await stack.enter_async_context(FakeRealtimeServer())
-            server.on_response_create(ScriptedResponse(audio=scripted_reply(), transcript="Hello there!"))
-            url, api_key = server.url, "sk-local-fake-server"
+        url, api_key = await endpoint(stack, backend, url)
+        print(f"backend: {backend}" + (f" at {url}" if url else ""))
         session = await realtime.start_session(agent, config, api_key=api_key, url=url)
         stack.push_async_callback(session.stop)
 
-        await session.send_message("Say hello.")
+        await session.send_message(QUESTION)
         reply = bytearray()
         async for event in session:
             match event:
@@ -55,12 +78,37 @@ async def main(out: pathlib.Path, fake: bool) -> None:
     print(f"wrote {len(reply) / 48:.0f} ms of reply audio to {out}")
 
 
+def choose_backend(args: argparse.Namespace) -> str:
+    """Explicit flags win; otherwise OpenAI when a key is found, else the offline server."""
+    if args.fake:
+        return "fake"
+    if args.url:
+        return "url"
+    if args.offline:
+        return "offline"
+    if args.openai or realtime.resolve_api_key() is not None:
+        return "openai"
+    return "offline"
+
+
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--offline", action="store_true", help="in-process fastvoice serve, even if a key is set"
+    )
+    group.add_argument(
+        "--url", metavar="WS_URL", help="a running 'fastvoice serve' (ws://127.0.0.1:8765/v1/realtime)"
+    )
+    group.add_argument("--openai", action="store_true", help="OpenAI (needs an API key)")
+    group.add_argument("--fake", action="store_true", help="the tone-answering FakeRealtimeServer")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("realtime_basic_reply.wav"))
-    parser.add_argument("--fake", action="store_true", help="use the local fake server even if a key is set")
+    add_backend_flags(parser)
     args = parser.parse_args()
     # A real model may not do what the script expects: give up after two minutes rather than hang.
-    asyncio.run(asyncio.wait_for(main(args.out, args.fake or realtime.resolve_api_key() is None), 120))
+    asyncio.run(asyncio.wait_for(main(args.out, choose_backend(args), args.url), 120))

@@ -1,9 +1,16 @@
 """Function tools in a Realtime session: the session runs ``@function_tool`` functions itself (each in its own
 task), asks before running ``needs_approval`` tools, and hands dict tools to the application.
 
-    python examples/realtime_tools.py [--out reply.wav] [--fake]
+    python examples/realtime_tools.py [--out reply.wav] [--offline | --url URL | --openai | --fake]
 
-Without an API key (or with ``--fake``) the local ``FakeRealtimeServer`` plays the model and calls each tool.
+Where the session goes (an explicit flag wins; without one, a found API key means OpenAI):
+
+- no API key, or ``--offline``: an in-process ``fastvoice.serve.RealtimeServer`` whose "model" is
+  :class:`ConciergeBrain` below: it calls the three tools in turn and speaks each result (eSpeak NG);
+- ``--url ws://127.0.0.1:8765/v1/realtime``: a server you started with
+  ``PYTHONPATH=examples fastvoice serve --workflow realtime_tools:ConciergeBrain``;
+- ``--openai``, or a key found: OpenAI;
+- ``--fake``: the protocol test double ``FakeRealtimeServer`` plays the model, answering with tones.
 """
 
 from __future__ import annotations
@@ -11,11 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import pathlib
 
 import numpy as np
 from fastvoice import audio, realtime
 from fastvoice.realtime import events as ev
+from fastvoice.serve import BrainReply, FunctionCall, TurnContext
+
+QUESTION = "What's the weather in Lisbon? Then book Chez Nous for 2. What time is it?"
 
 
 @realtime.function_tool
@@ -47,25 +58,59 @@ CLOCK = {
 }
 
 
+class ConciergeBrain:
+    """The offline "model": one tool per response, each result spoken before the next call.
+
+    Which tools already answered is read from the conversation (``function_call`` items and their
+    ``function_call_output``), so the brain keeps no state of its own.
+    """
+
+    async def respond(self, turn: TurnContext) -> BrainReply:
+        names = {i.get("call_id"): i.get("name") for i in turn.items if i.get("type") == "function_call"}
+        answered = {
+            names.get(i.get("call_id")) for i in turn.items if i.get("type") == "function_call_output"
+        }
+        said = turn.pending_tool_output() or ""
+        if "get_weather" not in answered:
+            return BrainReply(calls=[FunctionCall("get_weather", {"city": "Lisbon"})])
+        if "book_table" not in answered:
+            return BrainReply(said, [FunctionCall("book_table", {"restaurant": "Chez Nous", "people": 2})])
+        if "get_time" not in answered:
+            return BrainReply(said, [FunctionCall("get_time")])
+        with contextlib.suppress(ValueError, AttributeError):
+            said = f"It is {json.loads(said)['time']}."
+        return BrainReply(f"{said} Have a wonderful day.")
+
+
 def tone(ms: int) -> list[bytes]:
     t = np.arange(24 * ms) / 24000
     pcm = (np.sin(2 * np.pi * 330 * t) * 8000).astype("<i2").tobytes()
     return [pcm[i : i + 960] for i in range(0, len(pcm), 960)]
 
 
-async def main(out: pathlib.Path, fake: bool) -> None:
+async def main(out: pathlib.Path, backend: str, url: str | None = None) -> None:
     agent = realtime.agent(
         "Concierge", "Help with weather and bookings. Use the tools.", tools=[get_weather, book_table, CLOCK]
     )
     async with contextlib.AsyncExitStack() as stack:
-        url = api_key = None
+        api_key = None
         server = None
-        if fake:
+        if backend == "offline":
+            from fastvoice.serve import RealtimeServer
+
+            offline = await stack.enter_async_context(RealtimeServer(workflow=ConciergeBrain, warm=False))
+            url, api_key = offline.url, "offline"
+        elif backend == "url":
+            api_key = "offline"
+        elif backend == "fake":
             from fastvoice.testing import FakeRealtimeServer, ScriptedResponse
 
             server = await stack.enter_async_context(FakeRealtimeServer())
             server.on_response_create(ScriptedResponse(audio=tone(300), transcript="All done."))
             url, api_key = server.url, "sk-local-fake-server"
+        else:
+            url = None
+        print(f"backend: {backend}" + (f" at {url}" if url else ""))
         session = await realtime.start_session(agent, api_key=api_key, url=url)
         stack.push_async_callback(session.stop)
 
@@ -84,9 +129,7 @@ async def main(out: pathlib.Path, fake: bool) -> None:
 
             stack.enter_context(_background(model()))
         else:
-            await session.send_message(
-                "What's the weather in Lisbon? Then book Chez Nous for 2. What time is it?"
-            )
+            await session.send_message(QUESTION)
 
         reply = bytearray()
         clock_answered = False
@@ -105,6 +148,8 @@ async def main(out: pathlib.Path, fake: bool) -> None:
                     clock_answered = True
                 case ev.RealtimeAudioEvent(audio=pcm):
                     reply += pcm
+                case ev.RealtimeErrorEvent(error=error):
+                    print(f"error: {error}")
                 case ev.RealtimeTranscriptEvent(role="assistant", text=text, is_final=True):
                     print(f"assistant: {text}")
                     if clock_answered:
@@ -122,12 +167,37 @@ def _background(coro: object) -> object:
         task.cancel()
 
 
+def choose_backend(args: argparse.Namespace) -> str:
+    """Explicit flags win; otherwise OpenAI when a key is found, else the offline server."""
+    if args.fake:
+        return "fake"
+    if args.url:
+        return "url"
+    if args.offline:
+        return "offline"
+    if args.openai or realtime.resolve_api_key() is not None:
+        return "openai"
+    return "offline"
+
+
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--offline", action="store_true", help="in-process fastvoice serve, even if a key is set"
+    )
+    group.add_argument(
+        "--url", metavar="WS_URL", help="a running 'fastvoice serve' (ws://127.0.0.1:8765/v1/realtime)"
+    )
+    group.add_argument("--openai", action="store_true", help="OpenAI (needs an API key)")
+    group.add_argument("--fake", action="store_true", help="the FakeRealtimeServer test double")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("realtime_tools_reply.wav"))
-    parser.add_argument("--fake", action="store_true", help="use the local fake server even if a key is set")
+    add_backend_flags(parser)
     args = parser.parse_args()
     # A real model may not do what the script expects: give up after two minutes rather than hang.
-    asyncio.run(asyncio.wait_for(main(args.out, args.fake or realtime.resolve_api_key() is None), 120))
+    asyncio.run(asyncio.wait_for(main(args.out, choose_backend(args), args.url), 120))
