@@ -123,7 +123,11 @@ def echo_workflow() -> SimpleWorkflow:
     """The default workflow: repeats what it heard, and reads out tool results."""
 
     def reply(text: str) -> str:
-        return f"You said: {text}." if text else "I did not catch that."
+        text = text.strip()
+        if not text:
+            return "I did not catch that."
+        # Typed text usually ends with its own punctuation; spoken transcripts have none.
+        return f"You said: {text}" if text[-1] in ".!?" else f"You said: {text}."
 
     return SimpleWorkflow(reply)
 
