@@ -8,6 +8,7 @@ came back intact, so a benchmark cannot rot into measuring nothing.
 Smoke mode (the normal test run): tiny counts. Full mode, whose figures go to
 docs/bench-notes/transport.md:
     FASTVOICE_BENCH_FULL=1 .venv/bin/python benches/bench_transport.py
+(optional: REPEATS=3, ONLY=rtt,pipe,rtt-tls,pipe-tls,audio, KINDS=fastvoice,picows,...)
 or through pytest-benchmark (figures in extra_info):
     FASTVOICE_BENCH_FULL=1 .venv/bin/python -m pytest benches/bench_transport.py --benchmark-enable \
         --benchmark-only --benchmark-columns=median,iqr,ops -p no:randomly
@@ -236,8 +237,18 @@ async def open_fastvoice_callsoon(url: str) -> Client:
         del os.environ["FASTVOICE_TRANSPORT_WAKE"]
 
 
+async def open_fastvoice_socketpair(url: str) -> Client:
+    """fastvoice waking its loop through a socketpair (the design before the eventfd), for A/B."""
+    os.environ["FASTVOICE_TRANSPORT_WAKE"] = "socketpair"
+    try:
+        return await open_fastvoice(url)
+    finally:
+        del os.environ["FASTVOICE_TRANSPORT_WAKE"]
+
+
 CLIENTS: dict[str, Callable[[str], Awaitable[Client]]] = {
     "fastvoice": open_fastvoice,
+    "fastvoice-socketpair": open_fastvoice_socketpair,
     "fastvoice-callsoon": open_fastvoice_callsoon,
     "picows": open_picows,
     "websockets": open_websockets,
@@ -421,6 +432,7 @@ def main() -> None:
     global CA_FILE
     repeats = int(os.environ.get("REPEATS", "3"))
     only = os.environ.get("ONLY", "rtt,pipe,rtt-tls,pipe-tls,audio").split(",")
+    kinds = os.environ.get("KINDS", ",".join(CLIENTS)).split(",")
     tables: dict[str, dict[str, list[dict[str, float]]]] = collections.defaultdict(dict)
     with echo_server() as srv:
         CA_FILE = srv.ca_file
@@ -433,7 +445,7 @@ def main() -> None:
         }
         for rep in range(repeats):
             for name in only:
-                for kind in CLIENTS:  # interleaved so drift hits every client alike
+                for kind in kinds:  # interleaved so drift hits every client alike
                     tables[name].setdefault(kind, []).append(asyncio.run(jobs[name](kind)))  # type: ignore[arg-type]
                 if name == "rtt":
                     floor = asyncio.run(tcp_roundtrips(srv.tcp_port, N_RTT))

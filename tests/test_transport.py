@@ -12,6 +12,7 @@ import base64
 import gc
 import hashlib
 import json
+import os
 import socket
 import struct
 import threading
@@ -627,5 +628,50 @@ def test_runtime_shutdown_closes_connections_and_restarts() -> None:
             async with Peer(_echo) as peer2, transport.connect(peer2.url) as conn2:
                 await conn2.send_text("again")
                 assert await conn2.recv() == "again"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("wake", ["eventfd", "socketpair", "call_soon"])
+def test_every_wake_channel_delivers_interleaved_traffic_in_order(
+    wake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop wake-up (eventfd by default; socketpair and call_soon kept for A/B runs) under
+    pipelined sends and receives on several connections of one loop at once."""
+    if wake != "eventfd":
+        monkeypatch.setenv("FASTVOICE_TRANSPORT_WAKE", wake)
+    n = 400
+
+    async def main() -> None:
+        async with Peer(_echo) as peer:
+            conns = [await transport.connect(peer.url) for _ in range(3)]
+            from fastvoice.transport._loop import loop_waker
+
+            fd = loop_waker().native.fileno()
+            if wake == "call_soon":
+                assert fd is None
+            else:
+                kind = os.readlink(f"/proc/self/fd/{fd}")
+                assert kind == "anon_inode:[eventfd]" if wake == "eventfd" else kind.startswith("socket:")
+
+            async def pump(k: int, conn: transport.Connection) -> list[Any]:
+                async def send() -> None:
+                    for i in range(n):
+                        await conn.send_text(f"{k}:{i}")
+
+                async def recv() -> list[Any]:
+                    return [await conn.recv() for _ in range(n)]
+
+                _, got = await asyncio.gather(send(), recv())
+                return got
+
+            got = await asyncio.gather(*(pump(k, c) for k, c in enumerate(conns)))
+            assert got == [[f"{k}:{i}" for i in range(n)] for k in range(3)]
+            # Isolated round trips (each receive waits for a wake-up) after the burst.
+            for i in range(50):
+                await conns[i % 3].send_text(f"rt{i}")
+                assert await conns[i % 3].recv() == f"rt{i}"
+            for c in conns:
+                await c.close()
 
     asyncio.run(main())

@@ -331,7 +331,8 @@ class TransportLoopWaker:
     """One per asyncio loop: the tokio side signals it when armed connections have news."""
 
     def __init__(self, callback: Callable[[], object] | None = None) -> None:
-        """Socketpair wake-ups by default; with `callback`, call it under the GIL instead."""
+        """An eventfd wake-up by default (a socketpair with `FASTVOICE_TRANSPORT_WAKE=socketpair`, for A/B);
+        with `callback`, call it under the GIL instead."""
     def fileno(self) -> int | None:
         """The fd to watch with `loop.add_reader` (None in callback mode)."""
     def drain(self) -> list[int]:

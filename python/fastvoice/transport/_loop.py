@@ -1,10 +1,12 @@
 """One wake-up channel per asyncio loop, shared by all connections on that loop.
 
-The Rust side writes one byte to a socketpair when any armed connection of this loop has news; the
-loop's selector sees the fd readable and calls `_on_wake`, which asks Rust for the ids with news and
-resolves their futures. So the tokio thread never needs the GIL, and a burst of messages on many
-connections costs one loop wake-up. Setting `FASTVOICE_TRANSPORT_WAKE=call_soon` switches to
-`loop.call_soon_threadsafe` from the tokio thread (taking the GIL), kept for benchmarking.
+The Rust side makes an fd readable (an eventfd on Linux: one counter add, cheaper than a byte through
+a socketpair) when any armed connection of this loop has news; the loop's selector sees the fd
+readable and calls `_on_wake`, which asks Rust for the ids with news and resolves their futures. So
+the tokio thread never needs the GIL, and a burst of messages on many connections costs one loop
+wake-up. Kept for benchmarking only: `FASTVOICE_TRANSPORT_WAKE=socketpair` (the previous fd) and
+`FASTVOICE_TRANSPORT_WAKE=call_soon` (`loop.call_soon_threadsafe` from the tokio thread, taking the
+GIL).
 """
 
 from __future__ import annotations

@@ -355,12 +355,97 @@ pub fn message_weight(msg: &Message) -> usize {
 
 /// How a [`LoopSignal`] reaches its asyncio loop.
 enum Wake {
-    /// Write one byte to a socketpair whose other end the loop watches with
+    /// Make a file descriptor readable that the loop watches with
     /// `loop.add_reader`: no GIL needed on the tokio thread.
-    Fd { tx: UnixStream, rx: UnixStream },
+    Fd(WakeFd),
     /// Call a Python callable (`loop.call_soon_threadsafe(...)`) under the GIL;
     /// kept to measure the pyo3-async-runtimes-style alternative.
     Call(Py<PyAny>),
+}
+
+/// The readable-fd wake-up. On Linux an eventfd: signalling is one 8-byte
+/// counter add and clearing one read, where a socketpair allocates, queues and
+/// frees a socket buffer for every byte sent (measured in
+/// docs/bench-notes/transport.md). `FASTVOICE_TRANSPORT_WAKE=socketpair`
+/// selects the socketpair (the only choice elsewhere), for A/B runs.
+enum WakeFd {
+    #[cfg(target_os = "linux")]
+    Event(std::fs::File),
+    Pair {
+        tx: UnixStream,
+        rx: UnixStream,
+    },
+}
+
+impl WakeFd {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(target_os = "linux")]
+        if std::env::var("FASTVOICE_TRANSPORT_WAKE").as_deref() != Ok("socketpair") {
+            return Ok(WakeFd::Event(eventfd()?));
+        }
+        let (tx, rx) = UnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(WakeFd::Pair { tx, rx })
+    }
+
+    fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        match self {
+            #[cfg(target_os = "linux")]
+            WakeFd::Event(f) => f.as_raw_fd(),
+            WakeFd::Pair { rx, .. } => rx.as_raw_fd(),
+        }
+    }
+
+    fn signal(&self) {
+        // Errors mean a wake-up is already pending (full socket buffer, or an
+        // eventfd counter at its maximum): nothing to do.
+        let _ = match self {
+            #[cfg(target_os = "linux")]
+            WakeFd::Event(f) => (&*f).write(&1u64.to_ne_bytes()),
+            WakeFd::Pair { tx, .. } => (&*tx).write(&[1]),
+        };
+    }
+
+    fn clear(&self) {
+        match self {
+            #[cfg(target_os = "linux")]
+            WakeFd::Event(f) => {
+                // One read resets the counter; EAGAIN means it already was zero.
+                let mut sink = [0u8; 8];
+                while let Err(e) = (&*f).read(&mut sink) {
+                    if e.kind() != ErrorKind::Interrupted {
+                        break;
+                    }
+                }
+            }
+            WakeFd::Pair { rx, .. } => {
+                let mut sink = [0u8; 256];
+                loop {
+                    match (&*rx).read(&mut sink) {
+                        Ok(n) if n == sink.len() => continue,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd.
+#[cfg(target_os = "linux")]
+fn eventfd() -> std::io::Result<std::fs::File> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: eventfd takes no pointers; a non-negative return is a fresh fd
+    // that nothing else owns, so `OwnedFd` may take it over.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: see above; `fd` is valid and owned by nobody else.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// One per asyncio loop: collects the ids of connections with news and wakes
@@ -372,12 +457,9 @@ pub struct LoopSignal {
 
 impl LoopSignal {
     pub fn with_fd() -> std::io::Result<Self> {
-        let (tx, rx) = UnixStream::pair()?;
-        tx.set_nonblocking(true)?;
-        rx.set_nonblocking(true)?;
         Ok(LoopSignal {
             ready: Mutex::new(Vec::new()),
-            wake: Wake::Fd { tx, rx },
+            wake: Wake::Fd(WakeFd::new()?),
         })
     }
 
@@ -394,9 +476,8 @@ impl LoopSignal {
 
     /// The file descriptor the loop should watch, if this signal uses one.
     pub fn fd(&self) -> Option<i32> {
-        use std::os::fd::AsRawFd;
         match &self.wake {
-            Wake::Fd { rx, .. } => Some(rx.as_raw_fd()),
+            Wake::Fd(fd) => Some(fd.fd()),
             Wake::Call(_) => None,
         }
     }
@@ -411,10 +492,7 @@ impl LoopSignal {
             return;
         }
         match &self.wake {
-            Wake::Fd { tx, .. } => {
-                // A full socket buffer means a wake-up is already pending.
-                let _ = (&*tx).write(&[1]);
-            }
+            Wake::Fd(fd) => fd.signal(),
             Wake::Call(cb) => {
                 // Never during interpreter teardown: the loop is gone by then.
                 Python::try_attach(|py| {
@@ -429,15 +507,8 @@ impl LoopSignal {
     /// Called on the loop thread when woken: clear the wake-up, then hand over
     /// the ids (in this order, so an id added meanwhile re-arms the fd).
     pub fn drain(&self, out: &mut Vec<u64>) {
-        if let Wake::Fd { rx, .. } = &self.wake {
-            let mut sink = [0u8; 256];
-            loop {
-                match (&*rx).read(&mut sink) {
-                    Ok(n) if n == sink.len() => continue,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    _ => break,
-                }
-            }
+        if let Wake::Fd(fd) = &self.wake {
+            fd.clear();
         }
         out.append(&mut self.ready());
     }

@@ -30,7 +30,7 @@ pub struct LoopWaker {
 
 #[pymethods]
 impl LoopWaker {
-    /// Without `callback`, wake-ups go through a socketpair; with it, the tokio
+    /// Without `callback`, wake-ups go through an eventfd; with it, the tokio
     /// thread calls `callback()` under the GIL (the call_soon_threadsafe design).
     #[new]
     #[pyo3(signature = (callback = None))]
@@ -38,7 +38,7 @@ impl LoopWaker {
         let signal = match callback {
             Some(cb) => LoopSignal::with_callback(cb),
             None => LoopSignal::with_fd()
-                .map_err(|e| PyRuntimeError::new_err(format!("socketpair: {e}")))?,
+                .map_err(|e| PyRuntimeError::new_err(format!("wake-up fd: {e}")))?,
         };
         Ok(LoopWaker {
             signal: Arc::new(signal),
