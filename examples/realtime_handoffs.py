@@ -23,6 +23,7 @@ import contextlib
 import pathlib
 
 import numpy as np
+from _backend import add_backend_flags, choose_backend
 from fastvoice import audio, realtime
 from fastvoice.realtime import events as ev
 from fastvoice.serve import BrainReply, FunctionCall, TurnContext
@@ -114,31 +115,6 @@ async def main(out: pathlib.Path, backend: str, url: str | None = None) -> None:
                         break
     out.write_bytes(audio.wav_encode(bytes(reply), 24000))
     print(f"wrote {len(reply) / 48:.0f} ms of reply audio to {out}")
-
-
-def choose_backend(args: argparse.Namespace) -> str:
-    """Explicit flags win; otherwise OpenAI when a key is found, else the offline server."""
-    if args.fake:
-        return "fake"
-    if args.url:
-        return "url"
-    if args.offline:
-        return "offline"
-    if args.openai or realtime.resolve_api_key() is not None:
-        return "openai"
-    return "offline"
-
-
-def add_backend_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--offline", action="store_true", help="in-process fastvoice serve, even if a key is set"
-    )
-    group.add_argument(
-        "--url", metavar="WS_URL", help="a running 'fastvoice serve' (ws://127.0.0.1:8765/v1/realtime)"
-    )
-    group.add_argument("--openai", action="store_true", help="OpenAI (needs an API key)")
-    group.add_argument("--fake", action="store_true", help="the FakeRealtimeServer test double")
 
 
 if __name__ == "__main__":
