@@ -412,3 +412,19 @@ def test_voice_imports_without_aiohttp_and_explains_what_is_missing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "unavailable:" in proc.stdout and "fastvoice[openai]" in proc.stdout
+
+
+async def test_pipeline_closes_only_the_provider_it_created(server, provider, monkeypatch):
+    echo = voice.SimpleWorkflow(lambda text: [f"You said: {text}."])
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    async with voice.Pipeline(echo, provider="openai") as owned:
+        assert _audio(await _events(await owned.run(voice.AudioInput(_wav()))))
+        http = owned.provider._client  # the HTTP session the pipeline's own provider opened
+        assert http._session is not None and not http._session.closed
+    assert http._session is None  # closed by the pipeline on exit
+
+    async with voice.Pipeline(echo, provider=provider) as borrowed:
+        assert _audio(await _events(await borrowed.run(voice.AudioInput(_wav()))))
+    theirs = provider._client._session  # a provider passed in stays open: it is the caller's
+    assert theirs is not None and not theirs.closed

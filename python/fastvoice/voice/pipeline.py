@@ -50,7 +50,9 @@ class Pipeline:
     """STT → workflow → TTS.
 
     `provider`: `None` picks OpenAI when an API key is found and the offline providers
-    otherwise; `"local"` / `"openai"` choose; or pass any `VoiceModelProvider`.
+    otherwise; `"local"` / `"openai"` choose; or pass any `VoiceModelProvider`. A provider the
+    pipeline created itself (from `None` or a name) is closed by `aclose()` / `async with`; one you
+    pass in stays yours to close.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Pipeline:
             raise ValueError(f"tts_concurrency must be at least 1, got {self.config.tts_concurrency}")
         self._dtype = _output_dtype(self.config.tts_settings.dtype)
         self.provider = resolve_provider(provider)
+        self._owns_provider = provider is None or isinstance(provider, str)
         self._stt: STTModel | None = None
         self._tts: TTSModel | None = None
 
@@ -81,6 +84,18 @@ class Pipeline:
         if self._tts is None:
             self._tts = self.provider.get_tts_model(self.config.tts_settings.model)
         return self._tts
+
+    async def aclose(self) -> None:
+        """Release the connections of a provider this pipeline created (e.g. OpenAI's HTTP session)."""
+        close = getattr(self.provider, "aclose", None) if self._owns_provider else None
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def run(self, audio_input: AudioInput) -> StreamedAudioResult:
         """One turn on a clip (after the greeting turn, if the workflow has one)."""
