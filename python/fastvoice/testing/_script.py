@@ -78,6 +78,24 @@ def _usage() -> dict[str, Any]:
     return {"total_tokens": 0, "input_tokens": 0, "output_tokens": 0}
 
 
+def _finish_item(
+    steps: list[Step], outputs: list[dict[str, Any]], rid: str, out_index: int, done_item: dict[str, Any]
+) -> None:
+    """The two events that close an output item, and the item recorded in the response's output."""
+    steps.append(
+        Step(
+            {
+                "type": "response.output_item.done",
+                "response_id": rid,
+                "output_index": out_index,
+                "item": done_item,
+            }
+        )
+    )
+    steps.append(Step({"type": "conversation.item.done", "item": done_item}))
+    outputs.append(done_item)
+
+
 def response_events(
     script: ScriptedResponse, ids: IdGen, conversation_id: str, previous_item_id: str | None
 ) -> tuple[str, list[Step], list[dict[str, Any]]]:
@@ -164,19 +182,7 @@ def response_events(
             part = {"type": "audio", "transcript": full}
             content = {"type": "output_audio", "transcript": full}
         steps.append(Step({"type": "response.content_part.done", **base, "part": part}))
-        done_item = {**item, "status": "completed", "content": [content]}
-        steps.append(
-            Step(
-                {
-                    "type": "response.output_item.done",
-                    "response_id": rid,
-                    "output_index": out_index,
-                    "item": done_item,
-                }
-            )
-        )
-        steps.append(Step({"type": "conversation.item.done", "item": done_item}))
-        outputs.append(done_item)
+        _finish_item(steps, outputs, rid, out_index, {**item, "status": "completed", "content": [content]})
         prev = iid
         out_index += 1
     for call in script.tool_calls:
@@ -215,19 +221,7 @@ def response_events(
                 }
             )
         )
-        done_item = {**item, "status": "completed", "arguments": args}
-        steps.append(
-            Step(
-                {
-                    "type": "response.output_item.done",
-                    "response_id": rid,
-                    "output_index": out_index,
-                    "item": done_item,
-                }
-            )
-        )
-        steps.append(Step({"type": "conversation.item.done", "item": done_item}))
-        outputs.append(done_item)
+        _finish_item(steps, outputs, rid, out_index, {**item, "status": "completed", "arguments": args})
         prev = iid
         out_index += 1
     return rid, steps, outputs
