@@ -371,6 +371,27 @@ class TransportConnection:
     def close_code(self) -> int | None: ...
     @property
     def close_reason(self) -> str | None: ...
+    def set_audio_output(self, ring: RingBuffer | None = None, encoding: str = "pcm16") -> None:
+        """Route audio deltas into `ring` (decoded natively) instead of delivering them; None stops."""
+    def audio_output_state(self) -> tuple[str, int, str, int, int] | None:
+        """(item_id, content_index, response_id, received_bytes, ring_start) of the current item."""
+    def cut_audio_output(self, discard_response: str | None = None) -> tuple[str, int, str, int, int] | None:
+        """End the current item atomically: clear the ring, drop the rest of its response."""
+    def reset_audio_output(self) -> None: ...
+    @property
+    def audio_output_dropped(self) -> int: ...
+    def set_audio_input(
+        self,
+        ring: RingBuffer | None = None,
+        encoding: str = "pcm16",
+        sample_rate: int = 24000,
+        chunk_ms: float = 20.0,
+        pace: bool = False,
+    ) -> None:
+        """Send the ring's audio as append frames every chunk_ms from the native task; None stops."""
+    def flush_audio_input(self) -> int: ...
+    @property
+    def audio_input_sent(self) -> int: ...
 
 def transport_connect(
     url: str,

@@ -36,6 +36,8 @@ use crate::pcm::{f32_to_i16_fast, f64_to_i16};
 
 pub use py::AudioDelta;
 pub use scan::DeltaKind;
+pub(crate) use scan::{scan as scan_delta, RawDelta};
+pub(crate) use text::Text;
 
 /// Why an audio delta frame could not be read. Frames that are not audio deltas
 /// at all are not errors (`parse_audio_delta` returns `Ok(None)` for them).
@@ -300,6 +302,35 @@ pub fn parse_audio_delta(frame: &[u8]) -> Result<Option<AudioDeltaParts>, WireEr
         content_index: raw.content_index,
         pcm,
     }))
+}
+
+/// Append the `input_audio_buffer.append` frame for already-encoded audio bytes
+/// (G.711 codes; PCM16 callers use [`write_append_frame`]).
+pub(crate) fn write_append_frame_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    write_frame(Pcm::Le(bytes), out);
+}
+
+/// Decode a delta's base64 payload into `out` (cleared first), any length.
+/// `tmp` holds the unescaped text in the rare frame that uses JSON escapes;
+/// both buffers are reused, so steady-state decoding allocates nothing.
+pub(crate) fn decode_payload_into(
+    b64: &[u8],
+    out: &mut Vec<u8>,
+    tmp: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    out.clear();
+    if STANDARD.decode_append(b64, &mut *out).is_ok() {
+        return Ok(());
+    }
+    out.clear();
+    if memchr(b'\\', b64).is_none() {
+        return Err(WireError::Base64);
+    }
+    tmp.clear();
+    text::unescape(b64, tmp).map_err(|()| WireError::Base64)?;
+    STANDARD
+        .decode_append(&tmp[..], out)
+        .map_err(|_| WireError::Base64)
 }
 
 pub(crate) fn owned_text(t: text::Text<'_>, field: &'static str) -> Result<String, WireError> {

@@ -13,7 +13,7 @@ from collections.abc import Generator, Iterable, Mapping
 from typing import Any, Self, TypeAlias
 
 from fastvoice import _fastvoice
-from fastvoice._fastvoice import AudioDelta
+from fastvoice._fastvoice import AudioDelta, RingBuffer
 from fastvoice.transport._errors import ConnectionClosedOK
 from fastvoice.transport._loop import LoopWaker, loop_waker
 
@@ -89,6 +89,59 @@ class Connection:
         native = self._native
         while not native.send_audio(pcm16):
             await self._waker.wait(self._id)
+
+    # ---- native audio I/O: ring buffers to and from the wire, no Python per chunk
+
+    def set_audio_output(self, ring: RingBuffer | None, encoding: str = "pcm16") -> None:
+        """Write audio-delta frames straight into ``ring`` (decoded natively; ``encoding`` is the wire
+        format: ``pcm16``, ``pcmu`` or ``pcma``) instead of delivering them. The first delta of each
+        item still arrives (as an `AudioDelta` with empty audio) so the reader knows an item started.
+        ``None`` restores normal delivery."""
+        self._native.set_audio_output(ring, encoding)
+
+    def audio_output_state(self) -> tuple[str, int, str, int, int] | None:
+        """``(item_id, content_index, response_id, received_bytes, ring_start)`` of the item the output
+        ring is being filled with, or ``None``."""
+        return self._native.audio_output_state()
+
+    def cut_audio_output(self, discard_response: str | None = None) -> tuple[str, int, str, int, int] | None:
+        """Atomically end the current output item: clear the ring, drop further deltas of its response
+        (and of ``discard_response``); returns the item's state as `audio_output_state` did."""
+        return self._native.cut_audio_output(discard_response)
+
+    def reset_audio_output(self) -> None:
+        """Forget the current output item without touching the ring."""
+        self._native.reset_audio_output()
+
+    def set_audio_input(
+        self,
+        ring: RingBuffer | None,
+        *,
+        encoding: str = "pcm16",
+        sample_rate: int = 24000,
+        chunk_ms: float = 20.0,
+        pace: bool = False,
+    ) -> None:
+        """Send what ``ring`` holds (samples at ``sample_rate``) as ``input_audio_buffer.append`` frames
+        of at most ``chunk_ms``, every ``chunk_ms``, from the connection's native task: everything
+        available at each tick, or with ``pace=True`` at most real time (for pre-recorded audio).
+        ``None`` stops."""
+        self._native.set_audio_input(ring, encoding, sample_rate, chunk_ms, pace)
+
+    def flush_audio_input(self) -> int:
+        """Queue everything the input ring holds now, ahead of anything sent later (e.g. a commit);
+        returns the number of samples queued."""
+        return self._native.flush_audio_input()
+
+    @property
+    def audio_input_sent(self) -> int:
+        """Samples the input pump has sent on this connection."""
+        return self._native.audio_input_sent
+
+    @property
+    def audio_output_dropped(self) -> int:
+        """Bytes of output audio not written to the ring (interrupted responses, ring overflow)."""
+        return self._native.audio_output_dropped
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with `code` and `reason`; returns when the closing handshake is over (bounded by

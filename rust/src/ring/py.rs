@@ -39,7 +39,32 @@ pub struct RingBuffer {
     store: Store,
 }
 
+/// Rust-side access for native producers and consumers (the transport's audio
+/// sink and pump), converting to and from PCM16 with the crate rule.
 impl RingBuffer {
+    /// Store `samples` under the ring's overflow policy; returns how many were
+    /// stored (0 when the policy refused them all).
+    pub(crate) fn push_i16(&self, samples: &[i16]) -> usize {
+        with_ring!(&self.store, r => r.write(samples).unwrap_or(0))
+    }
+
+    /// Move up to `out.len()` samples into `out`; returns how many.
+    pub(crate) fn pop_i16(&self, out: &mut [i16]) -> usize {
+        with_ring!(&self.store, r => r.read_into(out))
+    }
+
+    pub(crate) fn available_samples(&self) -> usize {
+        with_ring!(&self.store, r => r.available())
+    }
+
+    pub(crate) fn written_samples(&self) -> u64 {
+        with_ring!(&self.store, r => r.written())
+    }
+
+    pub(crate) fn discard_all(&self) -> usize {
+        with_ring!(&self.store, r => r.clear())
+    }
+
     fn item_size(&self) -> usize {
         match self.store {
             Store::I16(_) => 2,

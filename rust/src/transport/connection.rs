@@ -4,6 +4,7 @@
 //! methods never block and never wait for the tokio thread: each either does
 //! its work at once or arms a wake-up and tells Python to await.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -17,10 +18,12 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use super::audio;
 use super::bridge::{next_id, End, Incoming, Limits, LoopSignal, Offered, Shared, Taken};
 use super::connect::{self, ConnectArgs, ConnectFailure};
-use super::driver::{write_now, Driver, DriverCell, DriverTask, Timing};
+use super::driver::{with_driver, write_now, Driver, DriverCell, DriverTask, Timing};
+use super::media::{Codec, InputPump, ItemState, OutputSink, PumpSettings};
 use super::errors::{closed_error, connect_error, end_error, too_big};
 use super::runtime;
 use crate::buffer::{new_bytes_with, AudioBuffer, DETACH_THRESHOLD_BYTES};
+use crate::ring::RingBuffer;
 
 /// One per asyncio loop; Python watches `fileno()` with `loop.add_reader`.
 #[pyclass(frozen, name = "TransportLoopWaker", module = "fastvoice._fastvoice")]
@@ -247,6 +250,31 @@ pub struct NativeConnection {
     driver: Weak<DriverCell>,
     /// Reused between batches so steady-state receiving does not allocate here.
     scratch: Mutex<Vec<Incoming>>,
+    /// The native playback sink, shared with the driver.
+    sink: Mutex<Option<Arc<OutputSink>>>,
+    /// Samples sent by input pumps over the connection's life.
+    input_sent: Arc<AtomicU64>,
+}
+
+/// `(item_id, content_index, response_id, received_bytes, ring_start)`.
+type ItemTuple = (String, i64, String, u64, u64);
+
+fn item_tuple(s: ItemState) -> ItemTuple {
+    (
+        s.item_id,
+        s.content_index,
+        s.response_id,
+        s.received_bytes,
+        s.ring_start,
+    )
+}
+
+fn codec(name: &str) -> PyResult<Codec> {
+    Codec::parse(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown audio encoding {name:?} (expected pcm16, pcmu or pcma)"
+        ))
+    })
 }
 
 impl NativeConnection {
@@ -255,6 +283,8 @@ impl NativeConnection {
             shared,
             driver,
             scratch: Mutex::new(Vec::with_capacity(64)),
+            sink: Mutex::new(None),
+            input_sent: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -278,6 +308,10 @@ impl NativeConnection {
             Err(Some(end)) => Err(closed_error(py, end.code, &end.reason)),
             Err(None) => Err(closed_error(py, 1000, "closing")),
         }
+    }
+
+    fn output_sink(&self) -> Option<Arc<OutputSink>> {
+        self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn check_size(&self, py: Python<'_>, size: usize) -> PyResult<()> {
@@ -391,6 +425,94 @@ impl NativeConnection {
         let text = Utf8Bytes::try_from(frame)
             .map_err(|_| PyRuntimeError::new_err("audio frame is not UTF-8 (wire module bug)"))?;
         self.offer(py, Message::Text(text), len)
+    }
+
+    /// Route audio deltas into `ring` (PCM16 or float32 samples at the output
+    /// rate; G.711 is decoded) instead of delivering them; `None` stops.
+    #[pyo3(signature = (ring = None, encoding = "pcm16"))]
+    fn set_audio_output(&self, ring: Option<Py<RingBuffer>>, encoding: &str) -> PyResult<()> {
+        let codec = codec(encoding)?;
+        let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec)));
+        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = sink.clone();
+        with_driver(&self.driver, |d| d.set_sink(sink));
+        Ok(())
+    }
+
+    /// The item the output sink is filling, or `None`.
+    fn audio_output_state(&self) -> Option<ItemTuple> {
+        self.output_sink()?.state().map(item_tuple)
+    }
+
+    /// Stop the current output item now (see `OutputSink::cut`).
+    #[pyo3(signature = (discard_response = None))]
+    fn cut_audio_output(&self, discard_response: Option<&str>) -> Option<ItemTuple> {
+        self.output_sink()?.cut(discard_response).map(item_tuple)
+    }
+
+    fn reset_audio_output(&self) {
+        if let Some(sink) = self.output_sink() {
+            sink.reset();
+        }
+    }
+
+    /// Bytes of output audio the sink dropped (interrupted responses, overflow).
+    #[getter]
+    fn audio_output_dropped(&self) -> u64 {
+        self.output_sink().map_or(0, |s| s.dropped_bytes())
+    }
+
+    /// Send what `ring` holds as append frames every `chunk_ms` from the
+    /// connection's task (`pace`: at most real time); `None` stops.
+    #[pyo3(signature = (ring = None, encoding = "pcm16", sample_rate = 24000, chunk_ms = 20.0, pace = false))]
+    fn set_audio_input(
+        &self,
+        ring: Option<Py<RingBuffer>>,
+        encoding: &str,
+        sample_rate: u32,
+        chunk_ms: f64,
+        pace: bool,
+    ) -> PyResult<()> {
+        let codec = codec(encoding)?;
+        if !(1000..=384_000).contains(&sample_rate) {
+            return Err(PyValueError::new_err(format!(
+                "sample_rate must be within 1000..384000 Hz, got {sample_rate}"
+            )));
+        }
+        if !(1.0..=1000.0).contains(&chunk_ms) {
+            return Err(PyValueError::new_err(format!(
+                "chunk_ms must be within 1..1000, got {chunk_ms}"
+            )));
+        }
+        let chunk = ((f64::from(sample_rate) * chunk_ms / 1000.0).round() as usize).max(1);
+        let pump = ring.map(|r| {
+            let cfg = PumpSettings {
+                codec,
+                rate: sample_rate,
+                chunk,
+                interval: Duration::from_secs_f64(chunk_ms / 1000.0),
+                pace,
+            };
+            InputPump::new(r, cfg, self.input_sent.clone())
+        });
+        with_driver(&self.driver, |d| d.set_pump(pump));
+        self.shared.driver.wake();
+        Ok(())
+    }
+
+    /// Queue everything the input ring holds now, ahead of later sends
+    /// (call before a commit); returns the samples queued.
+    fn flush_audio_input(&self) -> usize {
+        let n = with_driver(&self.driver, Driver::flush_pump).unwrap_or(0);
+        if n > 0 {
+            self.shared.driver.wake();
+        }
+        n
+    }
+
+    /// Samples sent by the input pump so far.
+    #[getter]
+    fn audio_input_sent(&self) -> u64 {
+        self.input_sent.load(Ordering::Relaxed)
     }
 
     /// Start the closing handshake (idempotent).

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use super::audio;
 use super::bridge::{End, EndKind, Incoming, Shared};
 use super::connect::Ws;
+use super::media::{InputPump, OutputSink, Route};
 
 /// Messages read per poll before yielding to other connections on the worker.
 const READ_BUDGET: usize = 256;
@@ -65,6 +66,9 @@ pub struct Driver {
     task_waker: Option<Waker>,
     /// An error hit by a direct write on a Python thread, for the task to report.
     failed: Option<End>,
+    /// Native audio I/O (see [`super::media`]).
+    sink: Option<Arc<OutputSink>>,
+    pump: Option<InputPump>,
 }
 
 impl Driver {
@@ -91,6 +95,27 @@ impl Driver {
             ping_seq: 0,
             task_waker: None,
             failed: None,
+            sink: None,
+            pump: None,
+        }
+    }
+
+    pub fn set_sink(&mut self, sink: Option<Arc<OutputSink>>) {
+        self.sink = sink;
+    }
+
+    /// Install (or remove) the input pump; the task must be woken to arm it.
+    pub fn set_pump(&mut self, pump: Option<InputPump>) {
+        self.pump = pump;
+    }
+
+    /// Queue all of the pump's ring now, ahead of anything sent after this call.
+    pub fn flush_pump(&mut self) -> usize {
+        match self.pump.as_mut() {
+            Some(pump) if !self.close_sent && self.pending_close.is_none() => {
+                pump.flush(&mut self.out)
+            }
+            _ => 0,
         }
     }
 
@@ -228,6 +253,16 @@ impl Driver {
         match msg {
             Message::Text(text) => {
                 let weight = text.len();
+                if let Some(sink) = &self.sink {
+                    match sink.route(text.as_bytes()) {
+                        Route::Taken => return,
+                        Route::First(parts) => {
+                            self.batch.push(Incoming::Audio(parts, weight));
+                            return;
+                        }
+                        Route::NotAudio => {}
+                    }
+                }
                 let parsed = if self.decode_audio {
                     audio::parse(text.as_bytes())
                 } else {
@@ -371,6 +406,11 @@ impl Driver {
         if self.pending_close.is_none() && !self.close_sent {
             self.pending_close = self.shared.take_close_request();
         }
+        if let Some(pump) = self.pump.as_mut() {
+            if self.pending_close.is_none() && !self.close_sent {
+                pump.poll(cx, &mut self.out);
+            }
+        }
         self.poll_write(cx)?;
         self.poll_read(cx)?;
         self.poll_timer(cx)?;
@@ -412,6 +452,13 @@ impl Future for DriverTask {
             Err(end) => Poll::Ready(end),
         }
     }
+}
+
+/// Run `f` on the driver if the connection's task still exists.
+pub fn with_driver<R>(cell: &Weak<DriverCell>, f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
+    let cell = cell.upgrade()?;
+    let mut driver = lock(&cell);
+    Some(f(&mut driver))
 }
 
 /// Write queued messages from the calling (Python) thread, skipping the wake-up

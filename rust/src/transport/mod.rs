@@ -9,7 +9,8 @@
 //!   (`fastvoice/transport/`) drives;
 //! - [`runtime`]: the single lazily started tokio runtime;
 //! - [`errors`]: raising the Python exception classes;
-//! - [`audio`]: the adapter to [`crate::wire`] for `send_audio`/`decode_audio`.
+//! - [`audio`]: the adapter to [`crate::wire`] for `send_audio`/`decode_audio`;
+//! - [`media`]: native audio I/O, ring buffers to and from the wire.
 
 use pyo3::prelude::*;
 
@@ -19,6 +20,7 @@ pub mod connect;
 pub mod connection;
 pub mod driver;
 pub mod errors;
+pub mod media;
 pub mod runtime;
 pub mod tls;
 

@@ -1,0 +1,373 @@
+//! Native audio I/O for one connection, run inside its tokio task:
+//!
+//! - [`OutputSink`] writes the assistant's audio deltas straight into a
+//!   playback [`RingBuffer`] (base64 and G.711 decoded here), so steady
+//!   playback costs Python nothing per chunk: no message object, no loop
+//!   wake-up. Python hears once per audio item (the item's first delta, its
+//!   audio already routed) and reads the sink's accounting when it truncates.
+//! - [`InputPump`] sends what a microphone [`RingBuffer`] holds as
+//!   `input_audio_buffer.append` frames on the task's own timer, so a live
+//!   microphone (a sounddevice callback writing into the ring) never goes
+//!   through the asyncio loop either.
+//!
+//! Both keep their scratch buffers between chunks: steady-state routing
+//! allocates only the outgoing frame tungstenite takes ownership of.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Context;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::audio::AudioParts;
+use crate::g711::{alaw_encode_into, ulaw_encode_into, ALAW_DECODE, ULAW_DECODE};
+use crate::ring::RingBuffer;
+use crate::wire::{self, RawDelta, Text};
+
+/// The wire encoding of the audio a sink or pump handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Pcm16,
+    Ulaw,
+    Alaw,
+}
+
+impl Codec {
+    /// Accepts our short names and the Realtime format names (GA and beta).
+    pub fn parse(name: &str) -> Option<Codec> {
+        match name {
+            "pcm16" | "audio/pcm" => Some(Codec::Pcm16),
+            "pcmu" | "audio/pcmu" | "g711_ulaw" => Some(Codec::Ulaw),
+            "pcma" | "audio/pcma" | "g711_alaw" => Some(Codec::Alaw),
+            _ => None,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The audio item the sink is currently filling the ring with.
+#[derive(Clone, Debug)]
+pub struct ItemState {
+    pub item_id: String,
+    pub content_index: i64,
+    pub response_id: String,
+    /// Wire bytes of this item received (PCM16: 2 per sample; G.711: 1).
+    pub received_bytes: u64,
+    /// The ring's `written` count when the item's first sample went in.
+    pub ring_start: u64,
+}
+
+/// Responses whose further deltas are dropped (interrupted ones); a few are
+/// enough, since a server streams one response at a time.
+const DISCARD_KEEP: usize = 8;
+
+#[derive(Default)]
+struct SinkInner {
+    current: Option<ItemState>,
+    discard: VecDeque<String>,
+    dropped_bytes: u64,
+    bytes: Vec<u8>,
+    tmp: Vec<u8>,
+    pcm: Vec<i16>,
+}
+
+/// What the driver does with a text frame after offering it to the sink.
+pub enum Route {
+    /// Not an audio delta (or one the sink cannot decode): deliver as usual.
+    NotAudio,
+    /// Written into the ring (or dropped as interrupted): deliver nothing.
+    Taken,
+    /// The first delta of a new item, already in the ring: deliver these parts
+    /// (with empty audio) so Python learns the item started.
+    First(AudioParts),
+}
+
+pub struct OutputSink {
+    ring: Py<RingBuffer>,
+    codec: Codec,
+    inner: Mutex<SinkInner>,
+}
+
+fn same(t: &Text<'_>, s: &str) -> bool {
+    if t.escaped {
+        t.to_owned_string().is_ok_and(|o| o == s)
+    } else {
+        t.raw == s.as_bytes()
+    }
+}
+
+impl OutputSink {
+    pub fn new(ring: Py<RingBuffer>, codec: Codec) -> Self {
+        OutputSink {
+            ring,
+            codec,
+            inner: Mutex::new(SinkInner::default()),
+        }
+    }
+
+    fn ring(&self) -> &RingBuffer {
+        self.ring.get()
+    }
+
+    /// Route `frame` if it is an audio delta this sink can decode.
+    pub fn route(&self, frame: &[u8]) -> Route {
+        // Malformed deltas go to Python as text, which reports them.
+        let Ok(Some(raw)) = wire::scan_delta(frame) else {
+            return Route::NotAudio;
+        };
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        if inner.discard.iter().any(|r| same(&raw.response_id, r)) {
+            inner.dropped_bytes += raw.delta.len() as u64 * 3 / 4;
+            return Route::Taken;
+        }
+        if wire::decode_payload_into(raw.delta, &mut inner.bytes, &mut inner.tmp).is_err() {
+            return Route::NotAudio;
+        }
+        inner.pcm.clear();
+        match self.codec {
+            Codec::Pcm16 => {
+                if inner.bytes.len() % 2 != 0 {
+                    return Route::NotAudio;
+                }
+                let samples = inner.bytes.chunks_exact(2);
+                inner
+                    .pcm
+                    .extend(samples.map(|b| i16::from_le_bytes([b[0], b[1]])));
+            }
+            Codec::Ulaw => inner
+                .pcm
+                .extend(inner.bytes.iter().map(|&b| ULAW_DECODE[usize::from(b)])),
+            Codec::Alaw => inner
+                .pcm
+                .extend(inner.bytes.iter().map(|&b| ALAW_DECODE[usize::from(b)])),
+        }
+        let continuing = inner.current.as_ref().is_some_and(|c| {
+            c.content_index == raw.content_index && same(&raw.item_id, &c.item_id)
+        });
+        let first = if continuing {
+            None
+        } else {
+            match start_item(&raw, self.ring().written_samples()) {
+                Some((state, parts)) => {
+                    inner.current = Some(state);
+                    Some(parts)
+                }
+                None => return Route::NotAudio, // ids that are not valid UTF-8
+            }
+        };
+        if let Some(cur) = inner.current.as_mut() {
+            cur.received_bytes += inner.bytes.len() as u64;
+        }
+        let stored = self.ring().push_i16(&inner.pcm);
+        if stored < inner.pcm.len() {
+            inner.dropped_bytes += (inner.pcm.len() - stored) as u64;
+        }
+        match first {
+            Some(parts) => Route::First(parts),
+            None => Route::Taken,
+        }
+    }
+
+    /// The item being played, if any.
+    pub fn state(&self) -> Option<ItemState> {
+        lock(&self.inner).current.clone()
+    }
+
+    /// End the current item now: drop the rest of its response (and of
+    /// `also_discard`), clear the ring, return the item's accounting. Done
+    /// under the sink lock so no delta can land in the ring after the clear.
+    pub fn cut(&self, also_discard: Option<&str>) -> Option<ItemState> {
+        let mut inner = lock(&self.inner);
+        let cur = inner.current.take();
+        let ids = cur.as_ref().map(|c| c.response_id.as_str()).into_iter();
+        let ids: Vec<String> = ids.chain(also_discard).map(str::to_owned).collect();
+        for id in ids {
+            if !inner.discard.contains(&id) {
+                if inner.discard.len() == DISCARD_KEEP {
+                    inner.discard.pop_front();
+                }
+                inner.discard.push_back(id);
+            }
+        }
+        self.ring().discard_all();
+        cur
+    }
+
+    /// Forget the current item (e.g. after a reconnect); the ring is untouched.
+    pub fn reset(&self) {
+        lock(&self.inner).current = None;
+    }
+
+    /// Audio bytes dropped: deltas of interrupted responses and ring overflow.
+    pub fn dropped_bytes(&self) -> u64 {
+        lock(&self.inner).dropped_bytes
+    }
+}
+
+fn start_item(raw: &RawDelta<'_>, ring_start: u64) -> Option<(ItemState, AudioParts)> {
+    let item_id = raw.item_id.to_owned_string().ok()?;
+    let response_id = raw.response_id.to_owned_string().ok()?;
+    let event_id = match raw.event_id {
+        Some(t) => Some(t.to_owned_string().ok()?),
+        None => None,
+    };
+    let state = ItemState {
+        item_id: item_id.clone(),
+        content_index: raw.content_index,
+        response_id: response_id.clone(),
+        received_bytes: 0,
+        ring_start,
+    };
+    let parts = AudioParts {
+        kind: raw.kind,
+        event_id,
+        item_id,
+        response_id,
+        output_index: raw.output_index,
+        content_index: raw.content_index,
+        pcm: Vec::new(),
+    };
+    Some((state, parts))
+}
+
+/// Most frames the pump queues ahead of the socket; past that the samples
+/// wait in the ring (whose overflow policy then applies).
+const PUMP_MAX_QUEUED: usize = 16;
+
+pub struct PumpSettings {
+    pub codec: Codec,
+    /// Samples per second of the ring's audio (the session's input rate).
+    pub rate: u32,
+    /// Most samples per frame.
+    pub chunk: usize,
+    pub interval: Duration,
+    /// Send at most real time (a pre-recorded source) instead of everything
+    /// available at each tick (a live microphone).
+    pub pace: bool,
+}
+
+pub struct InputPump {
+    ring: Py<RingBuffer>,
+    cfg: PumpSettings,
+    /// Created on the first poll: a `Sleep` needs the runtime's context,
+    /// which the Python thread installing the pump does not have.
+    timer: Option<Pin<Box<Sleep>>>,
+    next: Instant,
+    last: Instant,
+    credit: f64,
+    pcm: Vec<i16>,
+    codes: Vec<u8>,
+    sent: Arc<AtomicU64>,
+}
+
+impl InputPump {
+    pub fn new(ring: Py<RingBuffer>, cfg: PumpSettings, sent: Arc<AtomicU64>) -> Self {
+        let now = Instant::now();
+        InputPump {
+            ring,
+            pcm: vec![0; cfg.chunk],
+            codes: Vec::with_capacity(cfg.chunk),
+            credit: cfg.chunk as f64,
+            timer: None,
+            next: now,
+            last: now,
+            cfg,
+            sent,
+        }
+    }
+
+    /// Queue the frames due now onto `out`; arms the timer for the next tick.
+    pub fn poll(&mut self, cx: &mut Context<'_>, out: &mut VecDeque<Message>) {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(self.next)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        let now = Instant::now();
+        let chunk = self.cfg.chunk;
+        let available = self.ring.get().available_samples();
+        let mut budget = available;
+        if self.cfg.pace {
+            let gained = now.saturating_duration_since(self.last).as_secs_f64();
+            self.credit = (self.credit + gained * f64::from(self.cfg.rate)).min(3.0 * chunk as f64);
+            let whole = (self.credit as usize / chunk) * chunk;
+            // Whole chunks at real time; a short tail goes once it is due.
+            budget = if available >= chunk {
+                whole.min(available)
+            } else if self.credit >= available as f64 {
+                available
+            } else {
+                0
+            };
+        }
+        self.last = now;
+        let room = PUMP_MAX_QUEUED.saturating_sub(out.len()) * chunk;
+        let sent = self.drain(budget.min(room), out);
+        if self.cfg.pace {
+            self.credit -= sent as f64;
+        }
+        self.next += self.cfg.interval;
+        if self.next <= now {
+            self.next = now + self.cfg.interval;
+        }
+        if let Some(timer) = self.timer.as_mut() {
+            timer.as_mut().reset(self.next);
+            if timer.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+        }
+    }
+
+    /// Queue everything in the ring now (before a commit), ignoring pacing.
+    pub fn flush(&mut self, out: &mut VecDeque<Message>) -> usize {
+        self.drain(usize::MAX, out)
+    }
+
+    /// Move up to `limit` samples from the ring into append frames.
+    fn drain(&mut self, mut limit: usize, out: &mut VecDeque<Message>) -> usize {
+        let mut total = 0;
+        while limit > 0 {
+            let want = limit.min(self.cfg.chunk);
+            let n = self.ring.get().pop_i16(&mut self.pcm[..want]);
+            if n == 0 {
+                break;
+            }
+            let pcm = &self.pcm[..n];
+            let mut frame = Vec::new();
+            match self.cfg.codec {
+                Codec::Pcm16 => wire::write_append_frame(pcm, &mut frame),
+                Codec::Ulaw | Codec::Alaw => {
+                    self.codes.resize(n, 0);
+                    if self.cfg.codec == Codec::Ulaw {
+                        ulaw_encode_into(pcm, &mut self.codes);
+                    } else {
+                        alaw_encode_into(pcm, &mut self.codes);
+                    }
+                    wire::write_append_frame_bytes(&self.codes, &mut frame);
+                }
+            }
+            // The frame is ASCII by construction (JSON prefix, base64, suffix).
+            if let Ok(text) = Utf8Bytes::try_from(frame) {
+                out.push_back(Message::Text(text));
+            }
+            total += n;
+            limit -= n;
+            if n < want {
+                break;
+            }
+        }
+        self.sent.fetch_add(total as u64, Ordering::Relaxed);
+        total
+    }
+}
