@@ -77,7 +77,9 @@ async def test_cut_clears_the_ring_and_drops_the_rest_of_the_response() -> None:
         async with transport.connect(server.url + URL_SUFFIX, decode_audio=True) as conn:
             conn.set_audio_output(ring)
             await conn.recv()
-            playing = asyncio.create_task(server.respond(ScriptedResponse(audio=chunks, delta_interval_s=0.01)))
+            playing = asyncio.create_task(
+                server.respond(ScriptedResponse(audio=chunks, delta_interval_s=0.01))
+            )
             notice = await asyncio.wait_for(conn.recv(), 5)
             while not isinstance(notice, AudioDelta):
                 notice = await asyncio.wait_for(conn.recv(), 5)

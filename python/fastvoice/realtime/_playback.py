@@ -4,9 +4,11 @@ When the user barges in, the server must be told where to cut the assistant item
 (``conversation.item.truncate``'s ``audio_end_ms``), or the model believes it said things nobody heard. Audio
 arrives much faster than it plays, so "what was received" is the wrong answer. Three sources, best first:
 
-1. a :class:`fastvoice.audio.RingBuffer` registered with :meth:`PlaybackTracker.use_ring_buffer`: the session
-   writes every delta into it and its ``consumed`` counter (advanced by the audio callback that reads it) is
-   exactly what reached the speaker; on interruption the session also clears it, so playback stops at once;
+1. a :class:`fastvoice.audio.RingBuffer` registered with :meth:`PlaybackTracker.use_ring_buffer`: every delta
+   goes into it and its ``consumed`` counter (advanced by the audio callback that reads it) is exactly what
+   reached the speaker; on interruption it is cleared, so playback stops at once. With
+   ``audio_events=False`` the transport writes the deltas into it natively (no Python per chunk) and the
+   accounting is read from the connection;
 2. progress the application reports with :meth:`PlaybackTracker.played`;
 3. otherwise a wall-clock estimate: time since the item's first delta, capped by the audio received.
 """
@@ -14,9 +16,15 @@ arrives much faster than it plays, so "what was received" is the wrong answer. T
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from fastvoice._fastvoice import RingBuffer, alaw_decode, ulaw_decode
 from fastvoice.realtime.config import AudioFormatInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastvoice import transport
 
 __all__ = ["PlaybackTracker"]
 
@@ -25,15 +33,18 @@ class PlaybackTracker:
     """Playback accounting for the current assistant audio item of one session (``session.playback``)."""
 
     __slots__ = (
+        "_conn",
         "_decode",
         "_fmt",
+        "_native",
+        "_on_change",
+        "_received",
         "_reported_bytes",
         "_ring",
         "_ring_start",
         "_t0",
         "content_index",
         "item_id",
-        "received_bytes",
         "response_id",
     )
 
@@ -44,23 +55,52 @@ class PlaybackTracker:
         self.item_id: str | None = None
         self.content_index = 0
         self.response_id: str | None = None
-        self.received_bytes = 0
+        self._received = 0
         self._reported_bytes: int | None = None
         self._t0 = 0.0
         self._ring_start = 0
+        self._native = False
+        # Set by the session: the connection whose native sink fills the ring, and a hook to (re)apply it.
+        self._conn: transport.Connection | None = None
+        self._on_change: Callable[[], None] | None = None
 
     # ---- application API
 
-    def use_ring_buffer(self, ring: RingBuffer | None) -> None:
+    def use_ring_buffer(self, ring: RingBuffer | None, *, audio_events: bool = True) -> None:
         """Route assistant audio into ``ring`` (PCM16 at the output format's rate; G.711 is decoded) and take
-        its ``consumed`` count as the truth about playback. ``None`` stops doing so."""
+        its ``consumed`` count as the truth about playback. ``None`` stops doing so.
+
+        ``audio_events=False`` moves the routing into the transport: deltas are decoded and written into the
+        ring natively as they arrive and no ``RealtimeAudioEvent`` is emitted per chunk (the other events,
+        ``RealtimeAudioEndEvent`` and interruption included, are unchanged), so steady playback costs
+        Python nothing. ``session.audio_bytes_received`` and the per-chunk telemetry then stay at zero."""
         if ring is not None and not isinstance(ring, RingBuffer):
             raise TypeError(
                 f"use_ring_buffer() takes a fastvoice.audio.RingBuffer, got {type(ring).__name__}"
             )
         self._ring = ring
+        self._native = ring is not None and not audio_events
         if ring is not None:
             self._ring_start = ring.written
+        if self._on_change is not None:
+            self._on_change()
+
+    @property
+    def native(self) -> bool:
+        """Whether the transport writes the audio into the ring itself (``audio_events=False``)."""
+        return self._native
+
+    def _native_state(self) -> tuple[str, int, str, int, int] | None:
+        conn = self._conn
+        return conn.audio_output_state() if conn is not None and self._native else None
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes (in the output format) of the current item received so far."""
+        if self._native:
+            st = self._native_state()
+            return st[3] if st is not None and st[0] == self.item_id else 0
+        return self._received
 
     @property
     def ring_buffer(self) -> RingBuffer | None:
@@ -97,7 +137,11 @@ class PlaybackTracker:
         received = self.received_ms
         ring = self._ring
         if ring is not None:
-            samples = max(0, ring.consumed - self._ring_start)
+            start = self._ring_start
+            if self._native:
+                st = self._native_state()
+                start = st[4] if st is not None else ring.consumed
+            samples = max(0, ring.consumed - start)
             return min(received, samples * 1000.0 / self._fmt.sample_rate)
         if self._reported_bytes is not None:
             return min(received, self._fmt.duration_ms(self._reported_bytes))
@@ -125,33 +169,46 @@ class PlaybackTracker:
             self.item_id = item_id
             self.content_index = content_index
             self.response_id = response_id
-            self.received_bytes = 0
+            self._received = 0
             self._reported_bytes = None
             self._t0 = time.monotonic()
-            if self._ring is not None:
+            if self._ring is not None and not self._native:
                 self._ring_start = self._ring.written
-        self.received_bytes += len(audio)
+        self._received += len(audio)
         ring = self._ring
-        if ring is not None:
+        if ring is not None and audio:  # native mode: only a delta the transport could not decode has audio
             decode = self._decode
             ring.write(decode(audio) if decode is not None else audio)
 
     def cut(self) -> tuple[str, int, int] | None:
         """End the current item now: returns ``(item_id, content_index, audio_end_ms)`` if some of it was not
         heard yet (and clears the ring buffer), else ``None``. Either way the item is no longer current."""
+        conn, ring = self._conn, self._ring
+        if self._native and conn is not None and ring is not None:
+            # One native call clears the ring and drops the rest of the response atomically, so no delta
+            # arriving meanwhile can still be heard (even one whose item notice has not reached us yet).
+            st = conn.cut_audio_output(self.response_id)
+            self.reset()
+            if st is None:
+                return None
+            received = self._fmt.duration_ms(st[3])
+            played = min(received, max(0, ring.consumed - st[4]) * 1000.0 / self._fmt.sample_rate)
+            return (st[0], st[1], int(played)) if played < received else None
         if self.item_id is None:
             return None
         played = self.played_ms
         result = None
         if played < self.received_ms:
             result = (self.item_id, self.content_index, int(played))
-        if self._ring is not None:
-            self._ring.clear()
+        if ring is not None:
+            ring.clear()
         self.reset()
         return result
 
     def reset(self) -> None:
         self.item_id = None
         self.response_id = None
-        self.received_bytes = 0
+        self._received = 0
         self._reported_bytes = None
+        if self._native and self._conn is not None:
+            self._conn.reset_audio_output()

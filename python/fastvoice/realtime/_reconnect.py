@@ -96,3 +96,4 @@ async def _restore(s: Session, conn: transport.Connection) -> None:
         await s.send_frame(frame)
     for chunk in s._outage.take():
         await s._send_audio_payload(chunk)
+    s._attach_media(conn)

@@ -134,6 +134,8 @@ class ServerEvents:
         if self.state != "speaking":
             self.set_state("speaking", out)
         self.playback.on_audio(item_id, content_index, response_id, audio)
+        if self.playback.native:  # the transport wrote it into the ring: no per-chunk event
+            return
         out.append(
             ev.RealtimeAudioEvent(
                 audio=audio, item_id=item_id, content_index=content_index, response_id=response_id

@@ -21,7 +21,7 @@ import types
 from typing import Any, Self
 
 from fastvoice import telemetry, transport
-from fastvoice._fastvoice import AudioDelta
+from fastvoice._fastvoice import AudioDelta, RingBuffer
 from fastvoice.realtime import _protocol as P
 from fastvoice.realtime import events as ev
 from fastvoice.realtime._audio_in import AudioInput, OutageBuffer, Payload, g711_append_text
@@ -95,6 +95,8 @@ class Session(ServerEvents):
         self._stream_attached = True
         self._stream_used = False
         self.playback = PlaybackTracker(self._out_fmt)
+        self.playback._on_change = self._apply_output
+        self._mic: tuple[RingBuffer, float, bool] | None = None  # stream_audio_from(ring, chunk_ms, pace)
         self._audio_in = AudioInput(self._in_fmt)
         self._outage = OutageBuffer(self.reconnect_config.max_buffered_audio_bytes)
         self._history = History()
@@ -145,6 +147,7 @@ class Session(ServerEvents):
         try:
             self._conn = await self._open()
             await self._send_json(P.build_session_update(self.agent, self.config))
+            self._attach_media(self._conn)
         except BaseException as exc:
             self._closed = True
             self._end_span(exc)
@@ -365,9 +368,53 @@ class Session(ServerEvents):
         if telemetry._table.get(telemetry.REALTIME_AUDIO_SENT):  # no dicts per chunk unless someone listens
             telemetry.execute(telemetry.REALTIME_AUDIO_SENT, {"bytes": n}, self._meta)
 
+    def stream_audio_from(
+        self, ring: RingBuffer | None, *, chunk_ms: float = 20.0, pace: bool = False
+    ) -> None:
+        """Send microphone audio from ``ring`` natively: every ``chunk_ms`` the connection's own task sends
+        what the ring holds as ``input_audio_buffer.append`` frames, so a live source (e.g. a sounddevice
+        callback calling ``ring.write(indata)``) costs no Python per chunk. The ring must hold samples at the
+        session's input rate (int16 or float32; G.711 sessions are encoded natively). ``pace=True`` sends at
+        most real time, for pre-recorded audio. ``None`` stops. Survives reconnects (the ring keeps what
+        arrives during an outage, under its own overflow policy)."""
+        self._check_open()
+        if ring is not None and not isinstance(ring, RingBuffer):
+            raise TypeError(
+                f"stream_audio_from() takes a fastvoice.audio.RingBuffer, got {type(ring).__name__}"
+            )
+        if not 1.0 <= chunk_ms <= 1000.0:
+            raise ValueError(f"chunk_ms must be within 1..1000, got {chunk_ms}")
+        self._mic = None if ring is None else (ring, float(chunk_ms), bool(pace))
+        if self._conn is not None and not self._reconnecting:
+            self._apply_input(self._conn)
+
+    def _attach_media(self, conn: transport.Connection) -> None:
+        """Install the native output sink and input pump on a (re)opened connection, after session.update."""
+        self._apply_output(conn)
+        self._apply_input(conn)
+
+    def _apply_output(self, conn: transport.Connection | None = None) -> None:
+        conn = conn or self._conn
+        pb = self.playback
+        pb._conn = conn
+        if conn is not None:
+            conn.set_audio_output(pb.ring_buffer if pb.native else None, self._out_fmt.ga_type)
+
+    def _apply_input(self, conn: transport.Connection) -> None:
+        if self._mic is None:
+            conn.set_audio_input(None)
+            return
+        ring, chunk_ms, pace = self._mic
+        rate = self._in_fmt.sample_rate
+        conn.set_audio_input(
+            ring, encoding=self._in_fmt.ga_type, sample_rate=rate, chunk_ms=chunk_ms, pace=pace
+        )
+
     async def commit_audio(self) -> None:
         """Commit the input audio buffer (push-to-talk end of turn); resampler tails are sent first."""
         self._check_open()
+        if self._mic is not None and self._conn is not None and not self._reconnecting:
+            self._conn.flush_audio_input()  # what the microphone ring holds goes before the commit
         for tail in self._audio_in.flush():
             await self._send_audio_payload(tail)
         await self._send_json(P.input_audio_buffer_commit())

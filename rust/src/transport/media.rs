@@ -136,7 +136,7 @@ impl OutputSink {
         inner.pcm.clear();
         match self.codec {
             Codec::Pcm16 => {
-                if inner.bytes.len() % 2 != 0 {
+                if !inner.bytes.len().is_multiple_of(2) {
                     return Route::NotAudio;
                 }
                 let samples = inner.bytes.chunks_exact(2);
