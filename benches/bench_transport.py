@@ -310,6 +310,35 @@ async def tcp_roundtrips(port: int, n: int) -> dict[str, float]:
     }
 
 
+def tcp_blocking_roundtrips(port: int, n: int) -> dict[str, float]:
+    """The kernel's share alone: the same 6.4 KB echo with blocking sockets, no event loop at all (what any
+    client pays for one send and one receive on loopback, whatever its language)."""
+    import socket
+
+    data = PAYLOAD.encode()
+    buf = bytearray(len(data))
+    view = memoryview(buf)
+    lat = np.empty(n)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for i in range(n):
+            t = time.perf_counter()
+            sock.sendall(data)
+            got = 0
+            while got < len(data):
+                got += sock.recv_into(view[got:])
+            lat[i] = time.perf_counter() - t
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    assert buf == data
+    return {
+        "cpu_us_per_rtt": cpu / n * 1e6,
+        "wall_us_per_rtt": wall / n * 1e6,
+        "p50_us": float(np.percentile(lat, 50) * 1e6),
+        "p99_us": float(np.percentile(lat, 99) * 1e6),
+    }
+
+
 async def pipelined(kind: str, url: str, n: int) -> dict[str, float]:
     """Send n frames as fast as the client allows while a second task receives them."""
     async with client(kind, url) as c:
@@ -410,6 +439,13 @@ def test_roundtrip_tcp_floor(benchmark: Any, server: Servers) -> None:
     )
 
 
+def test_roundtrip_blocking_tcp_floor(benchmark: Any, server: Servers) -> None:
+    async def floor() -> dict[str, float]:
+        return tcp_blocking_roundtrips(server.tcp_port, N_RTT)
+
+    _run(benchmark, "transport: 6.4 KB round trips (ws)", "raw-tcp-blocking", floor)
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("kind", list(CLIENTS))
 def test_pipelined_6k4(benchmark: Any, server: Servers, kind: str, scheme: str) -> None:
@@ -450,6 +486,8 @@ def main() -> None:
                 if name == "rtt":
                     floor = asyncio.run(tcp_roundtrips(srv.tcp_port, N_RTT))
                     tables[name].setdefault("raw-tcp", []).append(floor)
+                    kernel = tcp_blocking_roundtrips(srv.tcp_port, N_RTT)
+                    tables[name].setdefault("raw-tcp-blocking", []).append(kernel)
             print(f"repeat {rep + 1}/{repeats} done", file=sys.stderr, flush=True)
     for name, rows in tables.items():
         keys = list(next(iter(rows.values()))[0])

@@ -35,18 +35,19 @@ from fastvoice.realtime import events as ev
 RATE = 24000
 
 
-def open_devices(ring: audio.RingBuffer, mic: asyncio.Queue[np.ndarray[Any, Any]]) -> Any:
-    """Speaker and microphone streams through sounddevice, or None when it (or a device) is missing."""
+def open_devices(ring: audio.RingBuffer, mic: audio.RingBuffer) -> Any:
+    """Speaker and microphone streams through sounddevice, or None when it (or a device) is missing.
+
+    Both callbacks only touch ring buffers; the transport moves the audio between them and the
+    WebSocket natively, so no audio chunk goes through the asyncio loop."""
     try:
         import sounddevice as sd  # type: ignore[import-not-found]
-
-        loop = asyncio.get_running_loop()
 
         def play(outdata: np.ndarray[Any, Any], frames: int, t: Any, status: Any) -> None:
             ring.read_into(outdata[:, 0], pad=True)  # what the speaker takes is what `consumed` counts
 
         def record(indata: np.ndarray[Any, Any], frames: int, t: Any, status: Any) -> None:
-            loop.call_soon_threadsafe(mic.put_nowait, indata[:, 0].copy())
+            mic.write(indata[:, 0])
 
         out = sd.OutputStream(samplerate=RATE, channels=1, dtype="int16", blocksize=480, callback=play)
         inp = sd.InputStream(samplerate=RATE, channels=1, dtype="float32", blocksize=480, callback=record)
@@ -73,7 +74,7 @@ async def main(
         model_settings=realtime.SessionModelSettings(voice="cedar", turn_detection=td)
     )
     ring = audio.RingBuffer(RATE * 30)
-    mic: asyncio.Queue[np.ndarray[Any, Any]] = asyncio.Queue()
+    mic = audio.RingBuffer(RATE * 2, dtype="float32")  # 2 s: the oldest goes first if we ever fall behind
     async with contextlib.AsyncExitStack() as stack:
         api_key = None
         fake = backend == "fake"
@@ -100,16 +101,10 @@ async def main(
         stack.push_async_callback(session.stop)
         devices = open_devices(ring, mic) if use_device else None
         if devices is not None:
-            session.playback.use_ring_buffer(ring)
+            session.playback.use_ring_buffer(ring, audio_events=False)  # deltas decoded into `ring` natively
+            session.stream_audio_from(mic)  # the transport sends what the microphone wrote, every 20 ms
             for stream in devices:
                 stack.callback(stream.close)
-
-            async def pump_mic() -> None:
-                while True:
-                    await session.send_audio(await mic.get(), sample_rate=RATE)
-
-            task = asyncio.ensure_future(pump_mic())
-            stack.callback(task.cancel)
             print("listening; speak (Ctrl+C to quit)")
             async for event in session:
                 if isinstance(event, ev.RealtimeTranscriptEvent) and event.is_final:

@@ -182,7 +182,7 @@ pub fn transport_connect(
         close_timeout: secs("close_timeout", close_timeout)?,
     };
     let config = WebSocketConfig::default()
-        .read_buffer_size(64 * 1024)
+        .read_buffer_size(read_buffer_size())
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size));
     let prepared = connect::prepare(ConnectArgs {
@@ -241,6 +241,19 @@ pub fn transport_connect(
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the transport runtime: {e}")))?;
     let abort = handle.spawn(task).abort_handle();
     Ok(PendingConnect { id, state, abort })
+}
+
+/// Bytes tungstenite reads per call. It zero-fills this much of its buffer
+/// before every read (including the ones that find the socket empty), so a big
+/// value costs a large memset per wake-up; 16 KiB still takes a 6.4 KB frame,
+/// or several 20 ms audio deltas, in one read. `FASTVOICE_TRANSPORT_READ_BUF`
+/// overrides it (for measurements).
+fn read_buffer_size() -> usize {
+    std::env::var("FASTVOICE_TRANSPORT_READ_BUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| (1024..=1 << 24).contains(&n))
+        .unwrap_or(16 * 1024)
 }
 
 /// An open connection's native half.

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Context;
 use std::time::Duration;
 
@@ -240,6 +240,21 @@ fn start_item(raw: &RawDelta<'_>, ring_start: u64) -> Option<(ItemState, AudioPa
     Some((state, parts))
 }
 
+/// The first tick at or after `now + interval / 2` on a process-wide grid of
+/// `interval`. Pumps with the same interval then fire together, so the
+/// runtime wakes once per tick for all of them instead of once per connection
+/// (the phase of a tick does not matter to latency: each sends what its ring
+/// holds).
+fn next_tick(now: Instant, interval: Duration) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let step = interval.as_nanos().max(1);
+    let due = now.saturating_duration_since(epoch).as_nanos() + step / 2;
+    let ticks = due.div_ceil(step);
+    let at = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
+    epoch + Duration::from_nanos(at)
+}
+
 /// Most frames the pump queues ahead of the socket; past that the samples
 /// wait in the ring (whose overflow policy then applies).
 const PUMP_MAX_QUEUED: usize = 16;
@@ -317,10 +332,7 @@ impl InputPump {
         if self.cfg.pace {
             self.credit -= sent as f64;
         }
-        self.next += self.cfg.interval;
-        if self.next <= now {
-            self.next = now + self.cfg.interval;
-        }
+        self.next = next_tick(now, self.cfg.interval);
         if let Some(timer) = self.timer.as_mut() {
             timer.as_mut().reset(self.next);
             if timer.as_mut().poll(cx).is_ready() {
