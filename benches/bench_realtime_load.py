@@ -46,7 +46,7 @@ from fastvoice import realtime as rt
 PCM_20MS = (np.sin(np.arange(480) / 5.0) * 9000).astype("<i2").tobytes()  # 20 ms of 24 kHz PCM16
 LOAD_FULL = os.environ.get("FASTVOICE_BENCH_FULL") == "1"
 DELTA_B64 = base64.b64encode(PCM_20MS).decode()
-IMPLS = ("fastvoice", "fastvoice-native", "openai-agents")
+IMPLS = ("fastvoice", "fastvoice-native", "openai-agents", "picows-floor")
 
 
 CREATED = {"id": "resp_1", "object": "realtime.response", "status": "in_progress", "output": []}
@@ -297,10 +297,81 @@ async def _agents_session(url: str, duration: float, lat: list[int], done: async
     return got[0]
 
 
+APPEND_FRAME = json.dumps({"type": "input_audio_buffer.append", "audio": DELTA_B64}).encode()
+_floor_conns: list[Any] = []  # [transport, frames left] of every floor session, served by one ticker
+_floor_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _floor_ticker() -> None:
+    from picows import WSMsgType
+
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    k = 0
+    while _floor_conns:
+        for entry in list(_floor_conns):
+            if entry[1] > 0:
+                entry[0].send(WSMsgType.TEXT, APPEND_FRAME)
+                entry[1] -= 1
+        k += 1
+        await asyncio.sleep(max(0.0, start + k * 0.02 - loop.time()))
+
+
+async def _floor_session(url: str, duration: float, lat: list[int], done: asyncio.Event, i: int) -> int:
+    """The floor: a bare picows (Cython) WebSocket client doing the same socket traffic with nothing else: a
+    prebuilt append frame every 20 ms from one shared timer, deltas counted by size (no JSON, no base64, no
+    session logic). What any client on this machine pays for the I/O alone."""
+    import ssl
+
+    from picows import WSListener, WSMsgType, ws_connect
+
+    frames = int(duration * 50)
+    got = [0]
+
+    class Listener(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type != WSMsgType.TEXT:
+                return
+            data = frame.get_payload_as_bytes()
+            if data.startswith(b'{"type":"response.output_audio.delta"'):
+                at = data.index(b'"response_id":"t') + 16
+                sent = int(data[at : data.index(b'"', at)])
+                if sent > _warm_ns:
+                    lat.append(time.monotonic_ns() - sent)
+                b64 = len(data) - (data.rindex(b'"delta":"') + 9) - 2
+                got[0] += b64 * 3 // 4
+            elif b'"response.done"' in data[:40]:
+                done.set()
+
+    ctx = ssl.create_default_context(cafile=_ca_file) if _ca_file else None
+    transport, _ = await ws_connect(Listener, url, ssl_context=ctx)
+    transport.send(WSMsgType.TEXT, json.dumps(_protocol_update()).encode())
+    entry = [transport, frames]
+    _floor_conns.append(entry)
+    if len(_floor_conns) == 1:  # the first one starts the shared ticker; it ends when the list empties
+        _floor_tasks.add(asyncio.create_task(_floor_ticker()))
+    try:
+        await asyncio.wait_for(done.wait(), duration + 10)
+        while entry[1] > 0:
+            await asyncio.sleep(0.02)
+    finally:
+        _floor_conns.remove(entry)
+    transport.send_close()
+    transport.disconnect()
+    return got[0]
+
+
+def _protocol_update() -> dict[str, Any]:
+    from fastvoice.realtime import _protocol as P
+
+    return P.build_session_update(rt.agent("A", "x"), _config())
+
+
 SESSIONS = {
     "fastvoice": _fastvoice_session,
     "fastvoice-native": _native_session,
     "openai-agents": _agents_session,
+    "picows-floor": _floor_session,
 }
 
 
