@@ -175,3 +175,22 @@ async def test_bad_arguments_are_clear_errors() -> None:
             with pytest.raises(TypeError):
                 conn.set_audio_output(b"not a ring")  # type: ignore[arg-type]
             assert conn.audio_output_state() is None and conn.cut_audio_output() is None
+
+
+async def test_input_pump_ticks_on_a_runtime_started_after_a_shutdown() -> None:
+    """Pumps share a ticker task per interval; one that died with a shut-down runtime must be replaced."""
+    from fastvoice import _fastvoice
+
+    mic = np.arange(960, dtype=np.int16)
+    async with FakeRealtimeServer() as server:
+        for round_ in range(2):
+            ring = RingBuffer(4800)
+            async with transport.connect(server.url + URL_SUFFIX) as conn:
+                conn.set_audio_input(ring, chunk_ms=10)
+                await asyncio.sleep(0.03)  # the ticker is running and the pump waits on it
+                ring.write(mic)  # arrives after the first tick: only a later tick can send it
+                await _wait(lambda conn=conn: conn.audio_input_sent == 960)
+            if round_ == 0:
+                await asyncio.to_thread(_fastvoice.transport_shutdown, 2.0)
+        await _wait(lambda: len(server.input_audio) == 2 * mic.nbytes)
+    assert server.input_audio == mic.tobytes() * 2

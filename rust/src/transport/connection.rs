@@ -443,11 +443,18 @@ impl NativeConnection {
     /// Route audio deltas into `ring` (PCM16 or float32 samples at the output
     /// rate; G.711 is decoded) instead of delivering them; `None` stops.
     #[pyo3(signature = (ring = None, encoding = "pcm16"))]
-    fn set_audio_output(&self, ring: Option<Py<RingBuffer>>, encoding: &str) -> PyResult<()> {
+    fn set_audio_output(
+        &self,
+        py: Python<'_>,
+        ring: Option<Py<RingBuffer>>,
+        encoding: &str,
+    ) -> PyResult<()> {
         let codec = codec(encoding)?;
         let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec)));
         *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = sink.clone();
-        with_driver(&self.driver, |d| d.set_sink(sink));
+        // Never wait for the driver lock holding the GIL: its holder may need
+        // the GIL (the call_soon wake-up mode calls Python from the worker).
+        py.detach(|| with_driver(&self.driver, |d| d.set_sink(sink)));
         Ok(())
     }
 
@@ -479,6 +486,7 @@ impl NativeConnection {
     #[pyo3(signature = (ring = None, encoding = "pcm16", sample_rate = 24000, chunk_ms = 20.0, pace = false))]
     fn set_audio_input(
         &self,
+        py: Python<'_>,
         ring: Option<Py<RingBuffer>>,
         encoding: &str,
         sample_rate: u32,
@@ -507,15 +515,17 @@ impl NativeConnection {
             };
             InputPump::new(r, cfg, self.input_sent.clone())
         });
-        with_driver(&self.driver, |d| d.set_pump(pump));
+        py.detach(|| with_driver(&self.driver, |d| d.set_pump(pump)));
         self.shared.driver.wake();
         Ok(())
     }
 
     /// Queue everything the input ring holds now, ahead of later sends
     /// (call before a commit); returns the samples queued.
-    fn flush_audio_input(&self) -> usize {
-        let n = with_driver(&self.driver, Driver::flush_pump).unwrap_or(0);
+    fn flush_audio_input(&self, py: Python<'_>) -> usize {
+        let n = py
+            .detach(|| with_driver(&self.driver, Driver::flush_pump))
+            .unwrap_or(0);
         if n > 0 {
             self.shared.driver.wake();
         }

@@ -6,26 +6,26 @@
 //!   wake-up. Python hears once per audio item (the item's first delta, its
 //!   audio already routed) and reads the sink's accounting when it truncates.
 //! - [`InputPump`] sends what a microphone [`RingBuffer`] holds as
-//!   `input_audio_buffer.append` frames on the task's own timer, so a live
-//!   microphone (a sounddevice callback writing into the ring) never goes
-//!   through the asyncio loop either.
+//!   `input_audio_buffer.append` frames from the connection's task at each
+//!   tick (shared by all pumps, see [`super::clock`]), so a live microphone (a
+//!   sounddevice callback writing into the ring) never goes through the
+//!   asyncio loop either.
 //!
 //! Both keep their scratch buffers between chunks: steady-state routing
 //! allocates only the outgoing frame tungstenite takes ownership of.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Context;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::audio::AudioParts;
+use super::clock::{next_tick, PumpClock};
 use crate::g711::{alaw_encode_into, ulaw_encode_into, ALAW_DECODE, ULAW_DECODE};
 use crate::ring::RingBuffer;
 use crate::wire::{self, RawDelta, Text};
@@ -240,20 +240,8 @@ fn start_item(raw: &RawDelta<'_>, ring_start: u64) -> Option<(ItemState, AudioPa
     Some((state, parts))
 }
 
-/// The first tick at or after `now + interval / 2` on a process-wide grid of
-/// `interval`. Pumps with the same interval then fire together, so the
-/// runtime wakes once per tick for all of them instead of once per connection
-/// (the phase of a tick does not matter to latency: each sends what its ring
-/// holds).
-fn next_tick(now: Instant, interval: Duration) -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let step = interval.as_nanos().max(1);
-    let due = now.saturating_duration_since(epoch).as_nanos() + step / 2;
-    let ticks = due.div_ceil(step);
-    let at = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
-    epoch + Duration::from_nanos(at)
-}
+/// How early a pump accepts its tick (timers are rounded to milliseconds).
+const TICK_SLACK: Duration = Duration::from_millis(1);
 
 /// Most frames the pump queues ahead of the socket; past that the samples
 /// wait in the ring (whose overflow policy then applies).
@@ -274,10 +262,11 @@ pub struct PumpSettings {
 pub struct InputPump {
     ring: Py<RingBuffer>,
     cfg: PumpSettings,
-    /// Created on the first poll: a `Sleep` needs the runtime's context,
-    /// which the Python thread installing the pump does not have.
-    timer: Option<Pin<Box<Sleep>>>,
-    next: Instant,
+    /// Taken on the first poll: starting a clock needs the runtime's
+    /// context, which the Python thread installing the pump does not have.
+    clock: Option<Arc<PumpClock>>,
+    registered: Option<u64>,
+    due: Instant,
     last: Instant,
     credit: f64,
     pcm: Vec<i16>,
@@ -293,23 +282,23 @@ impl InputPump {
             pcm: vec![0; cfg.chunk],
             codes: Vec::with_capacity(cfg.chunk),
             credit: cfg.chunk as f64,
-            timer: None,
-            next: now,
+            clock: None,
+            registered: None,
+            due: now,
             last: now,
             cfg,
             sent,
         }
     }
 
-    /// Queue the frames due now onto `out`; arms the timer for the next tick.
+    /// Queue the frames due now onto `out`, then wait for the next tick.
     pub fn poll(&mut self, cx: &mut Context<'_>, out: &mut VecDeque<Message>) {
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(self.next)));
-        if timer.as_mut().poll(cx).is_pending() {
+        let now = Instant::now();
+        // The clock wakes us at the tick; a timer may fire a little early.
+        if now + TICK_SLACK < self.due {
+            self.wait(cx);
             return;
         }
-        let now = Instant::now();
         let chunk = self.cfg.chunk;
         let available = self.ring.get().available_samples();
         let mut budget = available;
@@ -332,11 +321,23 @@ impl InputPump {
         if self.cfg.pace {
             self.credit -= sent as f64;
         }
-        self.next = next_tick(now, self.cfg.interval);
-        if let Some(timer) = self.timer.as_mut() {
-            timer.as_mut().reset(self.next);
-            if timer.as_mut().poll(cx).is_ready() {
-                cx.waker().wake_by_ref();
+        self.due = next_tick(now, self.cfg.interval);
+        self.wait(cx);
+    }
+
+    fn wait(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let interval = self.cfg.interval;
+            let clock = self.clock.get_or_insert_with(|| PumpClock::get(interval));
+            match clock.register(cx.waker(), self.registered) {
+                Some(tick) => {
+                    self.registered = Some(tick);
+                    return;
+                }
+                None => {
+                    self.clock = None; // stopped: take the current one
+                    self.registered = None;
+                }
             }
         }
     }

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 
 pub mod audio;
 pub mod bridge;
+pub mod clock;
 pub mod connect;
 pub mod connection;
 pub mod driver;
