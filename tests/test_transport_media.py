@@ -194,3 +194,18 @@ async def test_input_pump_ticks_on_a_runtime_started_after_a_shutdown() -> None:
                 await asyncio.to_thread(_fastvoice.transport_shutdown, 2.0)
         await _wait(lambda: len(server.input_audio) == 2 * mic.nbytes)
     assert server.input_audio == mic.tobytes() * 2
+
+
+async def test_pump_frames_never_overtake_what_python_queued_before() -> None:
+    ring = RingBuffer(24000)
+    ring.write(np.ones(4800, np.int16))
+    async with FakeRealtimeServer() as server:
+        async with transport.connect(server.url + URL_SUFFIX) as conn:
+            for _ in range(300):  # queued back to back, without yielding to the loop
+                await conn.send_text('{"type":"input_audio_buffer.clear"}')
+            conn.set_audio_input(ring)
+            await _wait(lambda: conn.audio_input_sent == 4800)
+            await _wait(lambda: len(server.input_audio) == 9600)
+        kinds = [e["type"] for e in server.events() if e["type"].startswith("input_audio_buffer")]
+    assert kinds[:300] == ["input_audio_buffer.clear"] * 300
+    assert set(kinds[300:]) == {"input_audio_buffer.append"}

@@ -215,6 +215,27 @@ impl Shared {
         Ok(Offered::Queued { first })
     }
 
+    /// Queue a frame the driver made itself (the input pump), behind what
+    /// Python queued before it, so frames keep their order. Unless `force`
+    /// it must fit the bounds; no waiter is armed. Gives the frame back if it
+    /// was not queued.
+    pub fn offer_own(&self, msg: Message, weight: usize, force: bool) -> Result<(), Message> {
+        let mut st = self.lock();
+        if st.end.is_some() || st.closing {
+            return Err(msg);
+        }
+        let room = force
+            || st.outbox.is_empty()
+            || (st.outbox.len() < self.limits.max_queue
+                && st.outbox_bytes + weight <= self.limits.max_queue_bytes);
+        if !room {
+            return Err(msg);
+        }
+        st.outbox.push_back(msg);
+        st.outbox_bytes += weight;
+        Ok(())
+    }
+
     /// Ask the driver to start the closing handshake (idempotent).
     pub fn request_close(&self, code: u16, reason: &str) {
         let mut st = self.lock();

@@ -113,7 +113,7 @@ impl Driver {
     pub fn flush_pump(&mut self) -> usize {
         match self.pump.as_mut() {
             Some(pump) if !self.close_sent && self.pending_close.is_none() => {
-                pump.flush(&mut self.out)
+                pump.flush(&self.shared)
             }
             _ => 0,
         }
@@ -408,7 +408,7 @@ impl Driver {
         }
         if let Some(pump) = self.pump.as_mut() {
             if self.pending_close.is_none() && !self.close_sent {
-                pump.poll(cx, &mut self.out);
+                pump.poll(cx, &self.shared);
             }
         }
         self.poll_write(cx)?;

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::audio::AudioParts;
+use super::bridge::Shared;
 use super::clock::{next_tick, PumpClock};
 use crate::g711::{alaw_encode_into, ulaw_encode_into, ALAW_DECODE, ULAW_DECODE};
 use crate::ring::RingBuffer;
@@ -243,10 +244,6 @@ fn start_item(raw: &RawDelta<'_>, ring_start: u64) -> Option<(ItemState, AudioPa
 /// How early a pump accepts its tick (timers are rounded to milliseconds).
 const TICK_SLACK: Duration = Duration::from_millis(1);
 
-/// Most frames the pump queues ahead of the socket; past that the samples
-/// wait in the ring (whose overflow policy then applies).
-const PUMP_MAX_QUEUED: usize = 16;
-
 pub struct PumpSettings {
     pub codec: Codec,
     /// Samples per second of the ring's audio (the session's input rate).
@@ -271,6 +268,9 @@ pub struct InputPump {
     credit: f64,
     pcm: Vec<i16>,
     codes: Vec<u8>,
+    /// A frame built but refused by a full outbox: `(frame, bytes, samples)`,
+    /// offered again first (its samples already left the ring).
+    pending: Option<(Message, usize, usize)>,
     sent: Arc<AtomicU64>,
 }
 
@@ -286,13 +286,16 @@ impl InputPump {
             registered: None,
             due: now,
             last: now,
+            pending: None,
             cfg,
             sent,
         }
     }
 
-    /// Queue the frames due now onto `out`, then wait for the next tick.
-    pub fn poll(&mut self, cx: &mut Context<'_>, out: &mut VecDeque<Message>) {
+    /// Queue the frames due now in the outbox, then wait for the next tick.
+    /// A full outbox (the peer is not reading) leaves the audio in the ring,
+    /// under its overflow policy.
+    pub fn poll(&mut self, cx: &mut Context<'_>, outbox: &Shared) {
         let now = Instant::now();
         // The clock wakes us at the tick; a timer may fire a little early.
         if now + TICK_SLACK < self.due {
@@ -316,8 +319,7 @@ impl InputPump {
             };
         }
         self.last = now;
-        let room = PUMP_MAX_QUEUED.saturating_sub(out.len()) * chunk;
-        let sent = self.drain(budget.min(room), out);
+        let sent = self.drain(budget, outbox, false);
         if self.cfg.pace {
             self.credit -= sent as f64;
         }
@@ -342,14 +344,24 @@ impl InputPump {
         }
     }
 
-    /// Queue everything in the ring now (before a commit), ignoring pacing.
-    pub fn flush(&mut self, out: &mut VecDeque<Message>) -> usize {
-        self.drain(usize::MAX, out)
+    /// Queue everything in the ring now (before a commit), ignoring pacing
+    /// and the outbox bounds, so nothing sent after it can overtake it.
+    pub fn flush(&mut self, outbox: &Shared) -> usize {
+        self.drain(usize::MAX, outbox, true)
     }
 
-    /// Move up to `limit` samples from the ring into append frames.
-    fn drain(&mut self, mut limit: usize, out: &mut VecDeque<Message>) -> usize {
+    /// Move up to `limit` samples from the ring into append frames in the
+    /// outbox; returns the samples queued.
+    fn drain(&mut self, mut limit: usize, outbox: &Shared, force: bool) -> usize {
         let mut total = 0;
+        if let Some((frame, bytes, n)) = self.pending.take() {
+            if let Err(frame) = outbox.offer_own(frame, bytes, force) {
+                self.pending = Some((frame, bytes, n));
+                return 0;
+            }
+            total += n;
+            limit = limit.saturating_sub(n);
+        }
         while limit > 0 {
             let want = limit.min(self.cfg.chunk);
             let n = self.ring.get().pop_i16(&mut self.pcm[..want]);
@@ -370,9 +382,14 @@ impl InputPump {
                     wire::write_append_frame_bytes(&self.codes, &mut frame);
                 }
             }
+            let bytes = frame.len();
             // The frame is ASCII by construction (JSON prefix, base64, suffix).
-            if let Ok(text) = Utf8Bytes::try_from(frame) {
-                out.push_back(Message::Text(text));
+            let Ok(text) = Utf8Bytes::try_from(frame) else {
+                break;
+            };
+            if let Err(frame) = outbox.offer_own(Message::Text(text), bytes, force) {
+                self.pending = Some((frame, bytes, n));
+                break;
             }
             total += n;
             limit -= n;
