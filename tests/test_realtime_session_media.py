@@ -154,3 +154,22 @@ async def test_native_io_survives_a_reconnect(server: FakeRealtimeServer) -> Non
     assert speaker.read().tobytes() == b"".join(chunks)
     assert got.of(ev.RealtimeAudioEvent) == []
     await session.stop()
+
+
+async def test_native_playback_reports_a_malformed_delta_and_goes_on(server: FakeRealtimeServer) -> None:
+    session = await start(server)
+    speaker = audio.RingBuffer(24000)
+    session.playback.use_ring_buffer(speaker, audio_events=False)
+    got = Collector()
+    session.subscribe(got)
+    head = '{"type":"response.output_audio.delta","event_id":"e1","response_id":"r1","item_id":"i1",'
+    await server.send_raw(head + '"output_index":0,"content_index":0,"delta":"not base64!"}')
+    await server.send_raw(head + '"output_index":0,"content_index":0,"delta":"AA=="}')  # 1 byte: not PCM16
+    assert (await got.wait(ev.RealtimeErrorEvent)).error is not None
+    await got.wait(ev.RealtimeErrorEvent, count=2)
+    assert speaker.written == 0  # nothing half-decoded reached the speaker
+    chunks = [pcm(20, 700.0)]
+    await server.respond(ScriptedResponse(audio=chunks))  # and the session still plays the next response
+    await _until(lambda: speaker.written == 480)
+    assert speaker.read().tobytes() == chunks[0]
+    await session.stop()

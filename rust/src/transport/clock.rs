@@ -28,7 +28,9 @@ pub fn next_tick(now: Instant, interval: Duration) -> Instant {
     let due = now.saturating_duration_since(epoch).as_nanos() + step / 2;
     let ticks = due.div_ceil(step);
     let at = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
-    epoch + Duration::from_nanos(at)
+    epoch
+        .checked_add(Duration::from_nanos(at))
+        .unwrap_or(now + interval)
 }
 
 #[derive(Default)]
@@ -118,5 +120,29 @@ async fn run(clock: Arc<PumpClock>) {
             w.tick += 1;
         }
         batch.drain(..).for_each(Waker::wake);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_sit_on_one_grid_at_least_half_an_interval_ahead() {
+        let step = Duration::from_millis(20);
+        let base = Instant::now();
+        let mut last = None;
+        for offset_us in [0u64, 1, 9_999, 10_000, 10_001, 19_999, 20_000, 123_456] {
+            let now = base + Duration::from_micros(offset_us);
+            let t = next_tick(now, step);
+            assert!(t >= now + step / 2, "at +{offset_us} µs");
+            assert!(t < now + step + step / 2, "at +{offset_us} µs");
+            if let Some(prev) = last {
+                // Any two ticks are a whole number of intervals apart.
+                let gap: Duration = t - prev;
+                assert_eq!(gap.as_nanos() % step.as_nanos(), 0);
+            }
+            last = Some(t);
+        }
     }
 }

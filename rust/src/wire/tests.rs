@@ -344,3 +344,40 @@ fn audio_delta_from_parts_serves_the_payload() {
         assert_eq!(ms, 20.0);
     });
 }
+
+#[test]
+fn decode_payload_into_takes_any_length_escapes_and_reuses_buffers() {
+    let (mut out, mut tmp) = (Vec::new(), Vec::new());
+    for len in [0usize, 1, 2, 3, 33, 160, 961] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
+        let b64 = ref_b64(&data);
+        decode_payload_into(b64.as_bytes(), &mut out, &mut tmp).unwrap();
+        assert_eq!(out, data, "length {len}");
+        // The same payload with JSON-escaped slashes, as a server may send it.
+        let escaped = b64.replace('/', "\\/");
+        decode_payload_into(escaped.as_bytes(), &mut out, &mut tmp).unwrap();
+        assert_eq!(out, data, "escaped, length {len}");
+    }
+    let cap = out.capacity();
+    decode_payload_into(ref_b64(&[1, 2, 3]).as_bytes(), &mut out, &mut tmp).unwrap();
+    assert_eq!((out.as_slice(), out.capacity()), (&[1u8, 2, 3][..], cap));
+    for bad in [&b"@@@@"[..], b"QUJ", b"QUJD\\q", b"QU=D"] {
+        assert_eq!(
+            decode_payload_into(bad, &mut out, &mut tmp),
+            Err(WireError::Base64),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn append_frame_bytes_is_the_json_of_base64() {
+    let codes: Vec<u8> = (0..=255).collect();
+    let mut out = Vec::new();
+    write_append_frame_bytes(&codes, &mut out);
+    let want = format!(
+        r#"{{"type":"input_audio_buffer.append","audio":"{}"}}"#,
+        ref_b64(&codes)
+    );
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+}
