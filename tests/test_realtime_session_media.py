@@ -48,7 +48,8 @@ async def test_native_playback_fills_the_ring_without_audio_events(server: FakeR
     await session.stop()
 
 
-async def test_native_playback_interrupt_truncates_at_what_was_played(server: FakeRealtimeServer) -> None:
+async def telling_a_story(server: FakeRealtimeServer) -> tuple[rt.Session, audio.RingBuffer, Collector]:
+    """A session with native playback into a 10 s speaker ring, asked for a 4 s answer."""
     server.on_response_create(LONG)
     session = await start(server)
     speaker = audio.RingBuffer(24000 * 10)
@@ -56,6 +57,11 @@ async def test_native_playback_interrupt_truncates_at_what_was_played(server: Fa
     got = Collector()
     session.subscribe(got)
     await session.send_message("story")
+    return session, speaker, got
+
+
+async def test_native_playback_interrupt_truncates_at_what_was_played(server: FakeRealtimeServer) -> None:
+    session, speaker, got = await telling_a_story(server)
     await got.wait(ev.RealtimeAgentStateEvent, state="speaking")
     await _until(lambda: speaker.written >= 24 * 300)
     played = speaker.read(24 * 123)  # the audio callback played 123 ms
@@ -74,13 +80,7 @@ async def test_native_playback_interrupt_truncates_at_what_was_played(server: Fa
 
 
 async def test_server_barge_in_with_native_playback(server: FakeRealtimeServer) -> None:
-    server.on_response_create(LONG)
-    session = await start(server)
-    speaker = audio.RingBuffer(24000 * 10)
-    session.playback.use_ring_buffer(speaker, audio_events=False)
-    got = Collector()
-    session.subscribe(got)
-    await session.send_message("story")
+    session, speaker, got = await telling_a_story(server)
     await _until(lambda: speaker.written >= 24 * 200)
     speaker.read(24 * 50)
     await server.speech_started()
