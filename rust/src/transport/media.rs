@@ -171,7 +171,9 @@ impl OutputSink {
         }
         let stored = self.ring().push_i16(&inner.pcm);
         if stored < inner.pcm.len() {
-            inner.dropped_bytes += (inner.pcm.len() - stored) as u64;
+            // Refused by the ring's policy; counted in wire bytes like the rest.
+            let per_sample = if self.codec == Codec::Pcm16 { 2 } else { 1 };
+            inner.dropped_bytes += ((inner.pcm.len() - stored) * per_sample) as u64;
         }
         match first {
             Some(parts) => Route::First(parts),
@@ -209,7 +211,8 @@ impl OutputSink {
         lock(&self.inner).current = None;
     }
 
-    /// Audio bytes dropped: deltas of interrupted responses and ring overflow.
+    /// Wire bytes of audio not written: deltas of interrupted responses (about:
+    /// from their base64 length) and samples the ring's policy refused.
     pub fn dropped_bytes(&self) -> u64 {
         lock(&self.inner).dropped_bytes
     }
