@@ -4,14 +4,18 @@ out as append frames, atomic cuts — against the validating `FakeRealtimeServer
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 from fastvoice import transport
 from fastvoice.audio import AudioDelta, RingBuffer, alaw_encode, ulaw_decode, ulaw_encode
 from fastvoice.testing import FakeRealtimeServer, ScriptedResponse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 URL_SUFFIX = "?model=gpt-realtime"
 
@@ -209,3 +213,68 @@ async def test_pump_frames_never_overtake_what_python_queued_before() -> None:
         kinds = [e["type"] for e in server.events() if e["type"].startswith("input_audio_buffer")]
     assert kinds[:300] == ["input_audio_buffer.clear"] * 300
     assert set(kinds[300:]) == {"input_audio_buffer.append"}
+
+
+# ---- property test: whatever the server sends, the sink routes exactly the well-formed deltas
+
+
+def _delta(item: str, payload: str, rid: str = "r1") -> str:
+    head = '{"type":"response.output_audio.delta","event_id":"e","response_id":"' + rid
+    return head + f'","item_id":"{item}","output_index":0,"content_index":0,"delta":"{payload}"}}'
+
+
+_frames = st.lists(
+    st.one_of(
+        # a well-formed delta, sometimes with the JSON-escaped slashes a server may send
+        st.tuples(
+            st.just("ok"),
+            st.sampled_from(["i1", "i2"]),
+            st.binary(max_size=300).map(lambda b: b[: len(b) // 2 * 2]),
+            st.booleans(),
+        ),
+        # a malformed one: not base64, or an odd number of PCM16 bytes
+        st.tuples(st.just("bad"), st.sampled_from(["i1", "i2"]), st.sampled_from(["@@@@", "AA==", "QUJD="])),
+        st.tuples(st.just("other"), st.just(""), st.just("")),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(_frames)
+def test_sink_routes_exactly_the_well_formed_deltas(frames: list[tuple[Any, ...]]) -> None:
+    async def main() -> tuple[bytes, list[object]]:
+        ring = RingBuffer(48000)
+        async with FakeRealtimeServer() as server:
+            async with transport.connect(server.url + URL_SUFFIX, decode_audio=True) as conn:
+                conn.set_audio_output(ring)
+                await conn.recv()  # session.created
+                for kind, item, data, *rest in frames:
+                    if kind == "ok":
+                        b64 = base64.b64encode(data).decode()
+                        await server.send_raw(_delta(item, b64.replace("/", "\\/") if rest[0] else b64))
+                    elif kind == "bad":
+                        await server.send_raw(_delta(item, data))
+                    else:
+                        await server.send_raw(
+                            '{"type":"rate_limits.updated","event_id":"e","rate_limits":[]}'
+                        )
+                await server.send_raw('{"type":"fv.sentinel"}')
+                got: list[object] = []
+                while (msg := await asyncio.wait_for(conn.recv(), 5)) != '{"type":"fv.sentinel"}':
+                    got.append(msg)
+        return ring.read().tobytes(), got
+
+    audio, got = asyncio.run(main())
+    good = [(f[1], f[2]) for f in frames if f[0] == "ok"]
+    assert audio == b"".join(data for _, data in good)
+    starts = [item for k, (item, _) in enumerate(good) if k == 0 or good[k - 1][0] != item]
+    notices = [m for m in got if isinstance(m, AudioDelta)]
+    assert [n.item_id for n in notices] == starts and all(n.pcm == b"" for n in notices)
+    texts = [json.loads(m)["type"] for m in got if isinstance(m, str)]
+    want = [
+        ("response.output_audio.delta" if f[0] == "bad" else "rate_limits.updated")
+        for f in frames
+        if f[0] != "ok"
+    ]
+    assert texts == want  # every frame the sink could not take arrives as the text it was
