@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import wave
@@ -47,5 +48,8 @@ def test_voice_pipeline_example(tmp_path):
 def test_voice_multi_turn_example(tmp_path):
     out = run(tmp_path, "voice_multi_turn.py")
     assert out.count("turn_started") == 3 and out.count("session_ended") == 1  # greeting + 2 turns
-    assert "wonderful day' -> 'Turn 1." in out and "music' -> 'Turn 2." in out
+    # The example prints repr()s: a transcript with an apostrophe ("i'm a wonderful day", as PocketSphinx
+    # sometimes hears it) comes out in double quotes.
+    assert re.search(r"wonderful day['\"] -> ['\"]Turn 1\.", out), out
+    assert re.search(r"music['\"] -> ['\"]Turn 2\.", out), out
     assert wav_seconds(tmp_path / "multi_turn.wav") > 4.0
