@@ -265,6 +265,17 @@ async def client(kind: str, url: str) -> AsyncIterator[Client]:
         await c.close()
 
 
+def _rtt_figures(cpu: float, wall: float, lat: np.ndarray[Any, Any]) -> dict[str, float]:
+    """Per-round-trip CPU and wall time and latency percentiles (µs) from totals over ``lat.size`` trips."""
+    n = lat.size
+    return {
+        "cpu_us_per_rtt": cpu / n * 1e6,
+        "wall_us_per_rtt": wall / n * 1e6,
+        "p50_us": float(np.percentile(lat, 50) * 1e6),
+        "p99_us": float(np.percentile(lat, 99) * 1e6),
+    }
+
+
 async def roundtrips(kind: str, url: str, n: int) -> dict[str, float]:
     """Sequential request/response: CPU per round trip and latency percentiles."""
     async with client(kind, url) as c:
@@ -280,12 +291,7 @@ async def roundtrips(kind: str, url: str, n: int) -> dict[str, float]:
             lat[i] = time.perf_counter() - t
             assert got == PAYLOAD
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-    return {
-        "cpu_us_per_rtt": cpu / n * 1e6,
-        "wall_us_per_rtt": wall / n * 1e6,
-        "p50_us": float(np.percentile(lat, 50) * 1e6),
-        "p99_us": float(np.percentile(lat, 99) * 1e6),
-    }
+    return _rtt_figures(cpu, wall, lat)
 
 
 async def tcp_roundtrips(port: int, n: int) -> dict[str, float]:
@@ -302,12 +308,7 @@ async def tcp_roundtrips(port: int, n: int) -> dict[str, float]:
         assert got == data
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     writer.close()
-    return {
-        "cpu_us_per_rtt": cpu / n * 1e6,
-        "wall_us_per_rtt": wall / n * 1e6,
-        "p50_us": float(np.percentile(lat, 50) * 1e6),
-        "p99_us": float(np.percentile(lat, 99) * 1e6),
-    }
+    return _rtt_figures(cpu, wall, lat)
 
 
 def tcp_blocking_roundtrips(port: int, n: int) -> dict[str, float]:
@@ -331,12 +332,7 @@ def tcp_blocking_roundtrips(port: int, n: int) -> dict[str, float]:
             lat[i] = time.perf_counter() - t
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     assert buf == data
-    return {
-        "cpu_us_per_rtt": cpu / n * 1e6,
-        "wall_us_per_rtt": wall / n * 1e6,
-        "p50_us": float(np.percentile(lat, 50) * 1e6),
-        "p99_us": float(np.percentile(lat, 99) * 1e6),
-    }
+    return _rtt_figures(cpu, wall, lat)
 
 
 async def pipelined(kind: str, url: str, n: int) -> dict[str, float]:

@@ -12,6 +12,7 @@ pub mod g711;
 pub mod pcm;
 pub mod resample;
 pub mod ring;
+mod sync;
 pub mod transport;
 pub mod vad;
 pub mod wav;

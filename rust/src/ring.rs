@@ -30,11 +30,12 @@
 //! actually played out — what barge-in handling needs to truncate a response.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use rtrb::{Consumer, Producer};
 
 use crate::pcm::i16_to_f32;
+use crate::sync::lock;
 
 mod py;
 
@@ -141,12 +142,8 @@ pub struct SampleRing<T> {
     overflows: AtomicU64,
 }
 
-/// Take a lock even if a previous holder panicked: every critical section
-/// leaves the rtrb half consistent (its indices move atomically), so the data
-/// behind a poisoned lock is still valid.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// Locks are poison-tolerant (`crate::sync::lock`): every critical section
+// leaves the rtrb half consistent, since its indices move atomically.
 
 impl<T: Sample> SampleRing<T> {
     pub fn new(capacity: usize, policy: Overflow) -> Self {

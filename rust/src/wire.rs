@@ -323,14 +323,21 @@ pub(crate) fn decode_payload_into(
         return Ok(());
     }
     out.clear();
-    if memchr(b'\\', b64).is_none() {
-        return Err(WireError::Base64);
-    }
-    tmp.clear();
-    text::unescape(b64, tmp).map_err(|()| WireError::Base64)?;
+    let text = without_escapes(b64, tmp)?;
     STANDARD
-        .decode_append(&tmp[..], out)
+        .decode_append(text, out)
         .map_err(|_| WireError::Base64)
+}
+
+/// `b64` with its JSON escapes undone (`\/` is legal in a JSON string);
+/// `buf` holds the result only when there are escapes.
+fn without_escapes<'a>(b64: &'a [u8], buf: &'a mut Vec<u8>) -> Result<&'a [u8], WireError> {
+    if memchr(b'\\', b64).is_none() {
+        return Ok(b64);
+    }
+    buf.clear();
+    text::unescape(b64, buf).map_err(|()| WireError::Base64)?;
+    Ok(&buf[..])
 }
 
 pub(crate) fn owned_text(t: text::Text<'_>, field: &'static str) -> Result<String, WireError> {
@@ -354,15 +361,8 @@ pub(crate) fn decode_delta<T, E: From<WireError>>(
             }
         }
     }
-    let unescaped;
-    let text = if memchr(b'\\', b64).is_some() {
-        let mut buf = Vec::with_capacity(b64.len());
-        text::unescape(b64, &mut buf).map_err(|()| WireError::Base64)?;
-        unescaped = buf;
-        &unescaped[..]
-    } else {
-        b64
-    };
+    let mut buf = Vec::new();
+    let text = without_escapes(b64, &mut buf)?;
     let len = STANDARD
         .decoded_length(text)
         .map_err(|_| WireError::Base64)?;

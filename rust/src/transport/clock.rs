@@ -8,15 +8,13 @@
 //! pump registered for it. Waking tasks from a task on the same worker only
 //! queues them, so a tick costs one timer and no syscalls per connection.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 /// The first tick at or after `now + interval / 2` on the process-wide grid of
 /// `interval` (at least half an interval away, so a late tick cannot be

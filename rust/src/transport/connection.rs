@@ -24,6 +24,7 @@ use super::media::{Codec, InputPump, ItemState, OutputSink, PumpSettings};
 use super::runtime;
 use crate::buffer::{new_bytes_with, AudioBuffer, DETACH_THRESHOLD_BYTES};
 use crate::ring::RingBuffer;
+use crate::sync::lock;
 
 /// One per asyncio loop; Python watches `fileno()` with `loop.add_reader`.
 #[pyclass(frozen, name = "TransportLoopWaker", module = "fastvoice._fastvoice")]
@@ -324,7 +325,7 @@ impl NativeConnection {
     }
 
     fn output_sink(&self) -> Option<Arc<OutputSink>> {
-        self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.sink).clone()
     }
 
     fn check_size(&self, py: Python<'_>, size: usize) -> PyResult<()> {
@@ -451,7 +452,7 @@ impl NativeConnection {
     ) -> PyResult<()> {
         let codec = codec(encoding)?;
         let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec)));
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = sink.clone();
+        *lock(&self.sink) = sink.clone();
         // Never wait for the driver lock holding the GIL: its holder may need
         // the GIL (the call_soon wake-up mode calls Python from the worker).
         py.detach(|| with_driver(&self.driver, |d| d.set_sink(sink)));

@@ -253,17 +253,15 @@ impl Driver {
         match msg {
             Message::Text(text) => {
                 let weight = text.len();
-                if let Some(sink) = &self.sink {
+                // With a sink attached it has already scanned the frame: what it
+                // did not take is not a decodable delta, so no second scan.
+                let parsed = if let Some(sink) = &self.sink {
                     match sink.route(text.as_bytes()) {
                         Route::Taken => return,
-                        Route::First(parts) => {
-                            self.batch.push(Incoming::Audio(parts, weight));
-                            return;
-                        }
-                        Route::NotAudio => {}
+                        Route::First(parts) => Some(parts),
+                        Route::NotAudio => None,
                     }
-                }
-                let parsed = if self.decode_audio {
+                } else if self.decode_audio {
                     audio::parse(text.as_bytes())
                 } else {
                     None

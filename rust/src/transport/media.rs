@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::Context;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use super::bridge::Shared;
 use super::clock::{next_tick, PumpClock};
 use crate::g711::{alaw_encode_into, ulaw_encode_into, ALAW_DECODE, ULAW_DECODE};
 use crate::ring::RingBuffer;
+use crate::sync::lock;
 use crate::wire::{self, RawDelta, Text};
 
 /// The wire encoding of the audio a sink or pump handles.
@@ -49,10 +50,6 @@ impl Codec {
             _ => None,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The audio item the sink is currently filling the ring with.
@@ -192,14 +189,18 @@ impl OutputSink {
     pub fn cut(&self, also_discard: Option<&str>) -> Option<ItemState> {
         let mut inner = lock(&self.inner);
         let cur = inner.current.take();
-        let ids = cur.as_ref().map(|c| c.response_id.as_str()).into_iter();
-        let ids: Vec<String> = ids.chain(also_discard).map(str::to_owned).collect();
-        for id in ids {
-            if !inner.discard.contains(&id) {
-                if inner.discard.len() == DISCARD_KEEP {
-                    inner.discard.pop_front();
+        let discard = &mut inner.discard;
+        for id in cur
+            .as_ref()
+            .map(|c| c.response_id.as_str())
+            .into_iter()
+            .chain(also_discard)
+        {
+            if !discard.iter().any(|d| d == id) {
+                if discard.len() == DISCARD_KEEP {
+                    discard.pop_front();
                 }
-                inner.discard.push_back(id);
+                discard.push_back(id.to_owned());
             }
         }
         self.ring().discard_all();

@@ -8,12 +8,13 @@
 //! A later connect after shutdown simply builds a fresh runtime.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
 use super::bridge::Shared;
+use crate::sync::lock;
 
 /// One worker: on a 2-core machine the asyncio thread owns the other core, and a
 /// single worker keeps every connection's wake-ups on one warm thread.
@@ -24,11 +25,6 @@ static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 /// Live connections, so shutdown can close them politely (1001) before the
 /// runtime drops their tasks.
 static LIVE: Mutex<Option<HashMap<u64, Weak<Shared>>>> = Mutex::new(None);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks cannot corrupt a HashMap or an Option.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A handle to the shared runtime, creating it if needed.
 pub fn handle() -> std::io::Result<Handle> {
