@@ -62,6 +62,11 @@ class Config:
 
     `tts_concurrency` bounds how many sentences are synthesised ahead of the one playing:
     sentence n+1 may be synthesised while n streams out, but no more than this many at once.
+
+    `max_buffered_audio_s` bounds the read-ahead: how many seconds of synthesised audio may wait
+    for the result's consumer. While that much is waiting, the TTS streams are not pulled
+    further (and the workflow's text is not read further), so a slow or real-time consumer
+    holds a few seconds of audio in memory however long the reply; nothing is dropped.
     """
 
     workflow_name: str = "fastvoice"
@@ -69,3 +74,4 @@ class Config:
     tts_settings: TTSSettings = field(default_factory=TTSSettings)
     turn_detection: TurnDetection = field(default_factory=TurnDetection)
     tts_concurrency: int = 2
+    max_buffered_audio_s: float = 5.0

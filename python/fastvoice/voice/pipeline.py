@@ -9,6 +9,7 @@ the session task: they become `VoiceStreamEventError`s, and `session_ended` alwa
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,17 +18,19 @@ import numpy as np
 
 from fastvoice._fastvoice import AudioFormatError
 from fastvoice.voice._channel import Channel
+from fastvoice.voice._readahead import ReadAhead, Segment
 from fastvoice.voice._telemetry import _emit
 from fastvoice.voice._vad import EnergyTurnDetector
-from fastvoice.voice.config import Config
+from fastvoice.voice.config import TTS_SAMPLE_RATE, Config
 from fastvoice.voice.events import NoSpeechError, STTError, TTSError, VoiceError
 from fastvoice.voice.input import AudioInput, StreamedAudioInput
 from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider, resolve_provider
 from fastvoice.voice.result import StreamedAudioResult, Turn
 from fastvoice.voice.text import stream_sentences
-from fastvoice.voice.workflow import Workflow, text_pieces, workflow_greeting
+from fastvoice.voice.workflow import Workflow, aclose_iterator, text_pieces, workflow_greeting
 
-_Segment = Channel[bytes | BaseException | None]
+_Audio = Channel[bytes | BaseException | None]
+_log = logging.getLogger("fastvoice")
 
 
 def _output_dtype(dtype: Any) -> str | None:
@@ -67,9 +70,14 @@ class Pipeline:
         self.config = config if config is not None else Config()
         if self.config.tts_concurrency < 1:
             raise ValueError(f"tts_concurrency must be at least 1, got {self.config.tts_concurrency}")
+        buffered = self.config.max_buffered_audio_s
+        if not isinstance(buffered, int | float) or not buffered > 0:
+            raise ValueError(f"max_buffered_audio_s must be a positive number of seconds, got {buffered!r}")
+        self._readahead_bytes = max(2, round(buffered * TTS_SAMPLE_RATE) * 2)
         self._dtype = _output_dtype(self.config.tts_settings.dtype)
         self.provider = resolve_provider(provider)
         self._owns_provider = provider is None or isinstance(provider, str)
+        self._provider_name = type(self.provider).__name__
         self._stt: STTModel | None = None
         self._tts: TTSModel | None = None
 
@@ -119,16 +127,24 @@ class Pipeline:
     def _start(self, body: Callable[[StreamedAudioResult], Awaitable[None]]) -> StreamedAudioResult:
         # Resolve the models now: a missing engine is a setup error for the caller, not a turn error.
         _ = self.stt_model, self.tts_model
-        result = StreamedAudioResult(self._dtype)
+        result = StreamedAudioResult(self._dtype, self._readahead_bytes)
         result._start(self._session(result, body))
         return result
 
     async def _session(
         self, result: StreamedAudioResult, body: Callable[[StreamedAudioResult], Awaitable[None]]
     ) -> None:
-        meta = {"workflow_name": self.config.workflow_name, "provider": type(self.provider).__name__}
+        meta = {"workflow_name": self.config.workflow_name, "provider": self._provider_name}
         t0 = time.perf_counter()
         _emit(("fastvoice", "voice", "pipeline", "start"), {"system_time": time.time()}, meta)
+        _log.debug(
+            "fastvoice voice: session started (provider %s, stt %s, tts %s, read-ahead %d bytes)",
+            self._provider_name,
+            self.stt_model.model_name,
+            self.tts_model.model_name,
+            self._readahead_bytes,
+        )
+        cancelled = False
         try:
             try:
                 greeting = workflow_greeting(self.workflow)
@@ -140,8 +156,20 @@ class Pipeline:
             await body(result)
         except Exception as exc:  # a bug in a turn's bookkeeping must still end the session
             result._error(exc)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             result._lifecycle("session_ended")
+            result._session_over()
+            _log.debug(
+                "fastvoice voice: session %s after %.0f ms (%d turns, %d errors, read-ahead peak %d bytes)",
+                "cancelled" if cancelled else "ended",
+                (time.perf_counter() - t0) * 1000,
+                len(result.turns),
+                len(result.errors),
+                result._readahead.peak,
+            )
             _emit(
                 ("fastvoice", "voice", "pipeline", "stop"),
                 {
@@ -164,11 +192,16 @@ class Pipeline:
     async def _streamed_turns(self, audio_input: StreamedAudioInput, result: StreamedAudioResult) -> None:
         session = self.stt_model.create_session(audio_input, self.config.stt_settings)
         if session is not None:  # the model detects turns itself (e.g. OpenAI's server VAD)
-            async for transcript in session.transcripts():
-                if isinstance(transcript, BaseException):
-                    result._error(transcript)
-                else:
-                    await self._turn(result, transcript, self._reply(transcript))
+            transcripts = session.transcripts()
+            try:
+                async for transcript in transcripts:
+                    if isinstance(transcript, BaseException):
+                        result._error(transcript)
+                    else:
+                        _log.debug("fastvoice voice: stt turn transcribed (%d chars)", len(transcript))
+                        await self._turn(result, transcript, self._reply(transcript))
+            finally:  # also when cancelled mid-turn: the session's socket and tasks end now
+                await aclose_iterator(transcripts)
             return
         detector = EnergyTurnDetector(audio_input.sample_rate, self.config.turn_detection)
         turns: Channel[bytes | None] = Channel()
@@ -210,16 +243,29 @@ class Pipeline:
         _emit(("fastvoice", "voice", "stt", "start"), {"system_time": time.time()}, meta)
         try:
             text = await stt.transcribe(audio_input, self.config.stt_settings)
-        except (VoiceError, AudioFormatError):
+        except (VoiceError, AudioFormatError) as exc:
             _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
+            _log.debug("fastvoice voice: stt %s failed (%s)", stt.model_name, type(exc).__name__)
             raise
         except Exception as exc:
             _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
+            _log.debug("fastvoice voice: stt %s failed (%s)", stt.model_name, type(exc).__name__)
             raise STTError(f"speech to text failed: {exc}") from exc
+        elapsed = time.perf_counter() - t0
         _emit(
             ("fastvoice", "voice", "stt", "complete"),
-            {"duration": time.perf_counter() - t0, "audio_duration": len(pcm) / 2 / rate},
+            {"duration": elapsed, "audio_duration": len(pcm) / 2 / rate},
             {**meta, "transcript": text},
+        )
+        _log.debug(
+            "fastvoice voice: stt %s/%s: %.2f s of audio (%d bytes at %d Hz) -> %d chars in %.0f ms",
+            self._provider_name,
+            stt.model_name,
+            len(pcm) / 2 / rate,
+            len(pcm),
+            rate,
+            len(text) if isinstance(text, str) else 0,
+            elapsed * 1000,
         )
         if not isinstance(text, str) or not text.strip():
             raise NoSpeechError("no speech was recognised in the audio (silence or noise only)")
@@ -227,8 +273,28 @@ class Pipeline:
 
     async def _reply(self, transcript: str) -> AsyncIterator[str]:
         # An async generator, so that run() itself is called (and may raise) inside the turn.
-        async for piece in text_pieces(self.workflow.run(transcript)):
-            yield piece
+        t0 = time.perf_counter()
+        name = type(self.workflow).__name__
+        pieces = text_pieces(self.workflow.run(transcript))
+        chars = 0
+        try:
+            async for piece in pieces:
+                if not chars:
+                    _log.debug(
+                        "fastvoice voice: workflow %s first text after %.0f ms",
+                        name,
+                        (time.perf_counter() - t0) * 1000,
+                    )
+                chars += len(piece)
+                yield piece
+            _log.debug(
+                "fastvoice voice: workflow %s done in %.0f ms (%d chars)",
+                name,
+                (time.perf_counter() - t0) * 1000,
+                chars,
+            )
+        finally:
+            await pieces.aclose()
 
     async def _turn(
         self,
@@ -248,64 +314,116 @@ class Pipeline:
             result._lifecycle("turn_ended")
 
     async def _speak(self, result: StreamedAudioResult, turn: Turn, pieces: AsyncIterator[str]) -> None:
-        """Sentences → concurrent TTS tasks → audio events in sentence order."""
+        """Sentences → concurrent TTS tasks → audio events in sentence order.
+
+        At most `tts_concurrency` sentences are in synthesis at once (the workflow is not read
+        further meanwhile), and their audio waits in the result's bounded read-ahead."""
         limit = asyncio.Semaphore(self.config.tts_concurrency)
-        segments: Channel[_Segment | BaseException | None] = Channel()
-        tasks: list[asyncio.Task[None]] = []
+        readahead = result._readahead
+        segments: Channel[tuple[Segment, _Audio] | BaseException | None] = Channel()
+        tasks: set[asyncio.Task[None]] = set()
+        pending: list[Segment] = []  # segments not yet fully emitted, to release on the way out
 
         async def produce() -> None:
+            sentences = stream_sentences(pieces)
             try:
-                async for sentence in stream_sentences(pieces):
+                async for sentence in sentences:
                     turn.sentences.append(sentence)
-                    queue: _Segment = Channel()
-                    tasks.append(asyncio.create_task(self._synthesize(sentence, queue, limit)))
-                    segments.put_nowait(queue)
+                    await limit.acquire()  # backpressure to the workflow
+                    seg, queue = Segment(len(turn.sentences)), Channel[bytes | BaseException | None]()
+                    pending.append(seg)
+                    task = asyncio.create_task(self._synthesize(sentence, seg, queue, readahead, limit))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    segments.put_nowait((seg, queue))
             except Exception as exc:
                 segments.put_nowait(exc)
             finally:
                 segments.put_nowait(None)
+                await sentences.aclose()
+                await aclose_iterator(pieces)
 
         producer = asyncio.create_task(produce())
         try:
-            while (segment := await segments.get()) is not None:
-                if isinstance(segment, BaseException):
-                    raise segment
+            while (item := await segments.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                seg, queue = item
+                readahead.set_head(seg)
                 carry = b""  # providers may split a sample across chunks: emit whole samples only
-                while (chunk := await segment.get()) is not None:
+                while (chunk := await queue.get()) is not None:
                     if isinstance(chunk, BaseException):
                         raise chunk
                     data = carry + chunk if carry else chunk
                     cut = len(data) & ~1
                     carry = data[cut:]
+                    readahead.moved(seg, len(chunk), cut)
                     if cut:
                         if turn.first_audio_s is None:
                             turn.first_audio_s = time.perf_counter() - turn.started
+                            _log.debug(
+                                "fastvoice voice: turn %d first audio after %.0f ms",
+                                len(result.turns),
+                                turn.first_audio_s * 1000,
+                            )
                         result._audio(data[:cut])
+                pending.remove(seg)
         finally:
             for task in (producer, *tasks):
                 task.cancel()
             await asyncio.gather(producer, *tasks, return_exceptions=True)
+            for seg in pending:
+                readahead.discard(seg)
+            readahead.set_head(None)
 
-    async def _synthesize(self, sentence: str, queue: _Segment, limit: asyncio.Semaphore) -> None:
+    async def _synthesize(
+        self,
+        sentence: str,
+        seg: Segment,
+        queue: _Audio,
+        readahead: ReadAhead,
+        limit: asyncio.Semaphore,
+    ) -> None:
         tts = self.tts_model
         meta = {"model": tts.model_name, "text": sentence}
+        t0 = time.perf_counter()
+        total = 0
+        first: float | None = None
+        stream: AsyncIterator[bytes] | None = None
         try:
-            async with limit:
-                t0 = time.perf_counter()
-                total = 0
-                first: float | None = None
-                _emit(("fastvoice", "voice", "tts", "start"), {"system_time": time.time()}, meta)
-                async for chunk in tts.run(sentence, self.config.tts_settings):
-                    if first is None:
-                        first = time.perf_counter() - t0
-                    total += len(chunk)
-                    _emit(("fastvoice", "voice", "tts", "chunk"), {"bytes": len(chunk)}, meta)
-                    queue.put_nowait(bytes(chunk))
-                _emit(
-                    ("fastvoice", "voice", "tts", "complete"),
-                    {"duration": time.perf_counter() - t0, "bytes": total, "first_chunk": first or 0.0},
-                    meta,
-                )
+            _emit(("fastvoice", "voice", "tts", "start"), {"system_time": time.time()}, meta)
+            stream = aiter(tts.run(sentence, self.config.tts_settings))
+            while True:
+                await readahead.acquire(seg)  # wait while the read-ahead is full
+                n = 0
+                try:
+                    chunk = await anext(stream)
+                    n = len(chunk)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    readahead.pulled(seg, n)
+                if first is None:
+                    first = time.perf_counter() - t0
+                total += n
+                _emit(("fastvoice", "voice", "tts", "chunk"), {"bytes": n}, meta)
+                queue.put_nowait(bytes(chunk))
+            elapsed = time.perf_counter() - t0
+            _emit(
+                ("fastvoice", "voice", "tts", "complete"),
+                {"duration": elapsed, "bytes": total, "first_chunk": first or 0.0},
+                meta,
+            )
+            _log.debug(
+                "fastvoice voice: tts %s/%s sentence %d (%d chars): %d bytes, first audio %.0f ms, %.0f ms",
+                self._provider_name,
+                tts.model_name,
+                seg.index,
+                len(sentence),
+                total,
+                (first or 0.0) * 1000,
+                elapsed * 1000,
+            )
         except VoiceError as exc:
             queue.put_nowait(exc)
         except Exception as exc:
@@ -314,3 +432,6 @@ class Pipeline:
             queue.put_nowait(err)
         finally:
             queue.put_nowait(None)
+            limit.release()
+            if stream is not None:
+                await aclose_iterator(stream)

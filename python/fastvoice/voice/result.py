@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 
 from fastvoice import audio
 from fastvoice.voice._channel import Channel
+from fastvoice.voice._readahead import ReadAhead
 from fastvoice.voice.events import (
     LifecycleEvent,
     VoiceStreamEvent,
@@ -19,6 +21,8 @@ from fastvoice.voice.events import (
     VoiceStreamEventError,
     VoiceStreamEventLifecycle,
 )
+
+_log = logging.getLogger("fastvoice")
 
 
 @dataclass(slots=True)
@@ -45,20 +49,41 @@ class StreamedAudioResult:
     `VoiceStreamEventError` and stops after `session_ended`, which always comes. There is one
     consumer: a second iteration continues where the first stopped. `turns` and `errors` fill
     in as the session runs.
+
+    Audio is synthesised only a bounded amount ahead of the consumer
+    (`Config.max_buffered_audio_s`). Stop a session early with `await result.aclose()` or
+    `async with result:`; cancelling the task that iterates the result stops it too. Either way
+    STT, the workflow and TTS stop at once and no task of the session is left behind.
     """
 
-    def __init__(self, dtype: str | None = None) -> None:
+    def __init__(self, dtype: str | None = None, max_buffered_bytes: int = 2**62) -> None:
         self.dtype = dtype
         self.turns: list[Turn] = []
         self.errors: list[BaseException] = []
         self._queue: Channel[VoiceStreamEvent] = Channel()
         self._task: asyncio.Task[None] | None = None
         self._ended = False
+        self._readahead = ReadAhead(max_buffered_bytes)
+        self._consumers: set[asyncio.Task[Any]] = set()
 
     # -- producer side (the pipeline) --
 
     def _start(self, body: Coroutine[Any, Any, None]) -> None:
         self._task = asyncio.create_task(body)
+
+    def _session_over(self) -> None:
+        for task in self._consumers:
+            task.remove_done_callback(self._on_consumer_done)
+        self._consumers.clear()
+
+    def _cancel(self, why: str) -> None:
+        if self._task is not None and not self._task.done():
+            _log.debug("fastvoice voice: stopping the session (%s)", why)
+            self._task.cancel()
+
+    def _on_consumer_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._cancel("its consumer task was cancelled")
 
     def _lifecycle(self, event: LifecycleEvent) -> None:
         self._queue.put_nowait(VoiceStreamEventLifecycle(event))
@@ -81,9 +106,21 @@ class StreamedAudioResult:
         return self._events()
 
     async def _events(self) -> AsyncIterator[VoiceStreamEvent]:
+        consumer = asyncio.current_task()
+        if consumer is not None and consumer not in self._consumers and not self.done:
+            # A consumer cancelled while it plays audio (outside this generator) stops the session too.
+            self._consumers.add(consumer)
+            consumer.add_done_callback(self._on_consumer_done)
         while not self._ended:
-            event = await self._queue.get()
-            if isinstance(event, VoiceStreamEventLifecycle) and event.event == "session_ended":
+            try:
+                event = await self._queue.get()
+            except asyncio.CancelledError:
+                self._cancel("its consumer was cancelled")
+                raise
+            if isinstance(event, VoiceStreamEventAudio):
+                data = event.data
+                self._readahead.consumed(len(data) if isinstance(data, bytes) else 2 * len(data))
+            elif isinstance(event, VoiceStreamEventLifecycle) and event.event == "session_ended":
                 self._ended = True
             yield event
 
@@ -99,10 +136,18 @@ class StreamedAudioResult:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
 
     async def aclose(self) -> None:
-        """Stop the session early (cancels STT/TTS work in flight)."""
+        """Stop the session early: STT, the workflow and TTS in flight are cancelled and awaited,
+        so no task of the session is left when this returns. Events already produced can still
+        be read (they end with `session_ended`). Safe to call more than once."""
         if self._task is not None and not self._task.done():
-            self._task.cancel()
+            self._cancel("aclose()")
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def __aenter__(self) -> StreamedAudioResult:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     @property
     def done(self) -> bool:

@@ -72,8 +72,11 @@ async def text_pieces(output: Any) -> AsyncIterator[str]:
     if isinstance(output, str):
         yield output
     elif hasattr(output, "__aiter__"):
-        async for piece in output:
-            yield _check_piece(piece)
+        try:
+            async for piece in output:
+                yield _check_piece(piece)
+        finally:  # closing this generator early must close the workflow's own (its HTTP stream...)
+            await aclose_iterator(output)
     elif isinstance(output, Iterable) and not isinstance(output, bytes | bytearray):
         # Items of a list are whole utterances: a line break ends each one's last sentence
         # (streamed pieces of an async iterator, by contrast, are joined as they come).
@@ -86,6 +89,14 @@ async def text_pieces(output: Any) -> AsyncIterator[str]:
             "workflow run() must return a str, a list of str or an async iterator of str, "
             f"got {type(output).__name__}"
         )
+
+
+async def aclose_iterator(iterator: object) -> None:
+    """`await iterator.aclose()` if it has one: leaving an `async for` early (or being cancelled
+    in its body) does not close the iterator, which would keep its resources until GC."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _check_piece(piece: Any) -> str:
