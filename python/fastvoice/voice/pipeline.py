@@ -294,7 +294,7 @@ class Pipeline:
                 chars,
             )
         finally:
-            await pieces.aclose()
+            await aclose_iterator(pieces)
 
     async def _turn(
         self,
@@ -340,7 +340,7 @@ class Pipeline:
                 segments.put_nowait(exc)
             finally:
                 segments.put_nowait(None)
-                await sentences.aclose()
+                await aclose_iterator(sentences)
                 await aclose_iterator(pieces)
 
         producer = asyncio.create_task(produce())
