@@ -6,11 +6,43 @@ engines (see `fastvoice.voice.providers.local`), so one `Config` drives either p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastvoice.voice.events import UnknownVoiceError
+
 #: Output sample rate of every TTS model: PCM16 mono at 24 kHz, as OpenAI's `pcm` format.
 TTS_SAMPLE_RATE = 24000
+
+#: The voices of OpenAI's `/audio/speech` (`openai.types.audio.SpeechCreateParams.voice`); the
+#: offline TTS speaks every one of them with an eSpeak NG voice of its own.
+VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
+
+# An eSpeak NG voice name, the offline provider's escape hatch: a language code, optional
+# region/dialect parts, optional "+variant" ("en", "en-us", "en-gb-x-rp+m7", "fr+Mr serious").
+_ESPEAK_VOICE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[A-Za-z0-9_][A-Za-z0-9_ ]*)?", re.IGNORECASE)
+
+
+def check_voice(voice: object) -> str:
+    """`voice` if it is an OpenAI voice name or an eSpeak NG voice name, else `UnknownVoiceError`."""
+    if isinstance(voice, str) and (voice in VOICES or _ESPEAK_VOICE.fullmatch(voice)):
+        return voice
+    raise UnknownVoiceError(voice, VOICES)
 
 
 @dataclass(slots=True)
@@ -30,6 +62,10 @@ class TTSSettings:
     `dtype` chooses the type of `VoiceStreamEventAudio.data`: `None` (the default) gives
     PCM16 little-endian `bytes`; `"int16"` or `"float32"` (or the numpy dtypes) give numpy
     arrays, float32 scaled by 1/32768. The audio is always mono at 24 kHz.
+
+    `voice` is one of OpenAI's voice names (`VOICES`; every one also speaks offline), or, for
+    the offline TTS only, an eSpeak NG voice such as `"en-us+f2"`. Anything else raises
+    `UnknownVoiceError` (a `TTSError` and `ValueError`) naming the valid voices.
     """
 
     model: str = "gpt-4o-mini-tts"
@@ -37,6 +73,9 @@ class TTSSettings:
     speed: float | None = None
     instructions: str | None = None
     dtype: Any = None
+
+    def __post_init__(self) -> None:
+        check_voice(self.voice)
 
 
 @dataclass(slots=True)

@@ -57,5 +57,19 @@ class TTSError(VoiceError):
     """The text-to-speech model failed."""
 
 
+class UnknownVoiceError(TTSError, ValueError):
+    """`TTSSettings(voice=...)` named no known voice. `voice` is the rejected name, `valid` the
+    OpenAI voice names (an eSpeak NG voice such as "en-us+f2" is accepted for the offline TTS)."""
+
+    def __init__(self, voice: object, valid: tuple[str, ...]) -> None:
+        super().__init__(
+            f"unknown voice {voice!r}: use one of {', '.join(valid)}, "
+            "or an eSpeak NG voice for the offline TTS (a language code with an optional variant,"
+            ' e.g. "en-us+f2")'
+        )
+        self.voice = voice
+        self.valid = valid
+
+
 class ProviderUnavailableError(VoiceError, NotImplementedError):
     """The requested provider cannot be used in this build or environment."""

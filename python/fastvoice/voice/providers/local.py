@@ -20,21 +20,21 @@ import numpy as np
 from fastvoice import audio
 from fastvoice.voice._vad import has_speech
 from fastvoice.voice.config import TTS_SAMPLE_RATE, STTSettings, TTSSettings
-from fastvoice.voice.events import ProviderUnavailableError, STTError, TTSError
+from fastvoice.voice.events import ProviderUnavailableError, STTError, TTSError, UnknownVoiceError
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider
 
 STT_RATE = 16000  # the rate of PocketSphinx's default English acoustic model
 
-#: OpenAI voice names -> eSpeak NG voice variants. Any other name is passed to eSpeak as is
-#: (e.g. "en-us", "fr+m3").
+#: OpenAI voice names -> eSpeak NG voices, each distinct (`fable`, British in OpenAI's set, is
+#: eSpeak's Received Pronunciation). Any other name is passed to eSpeak as is (e.g. "en-us", "fr+m3").
 VOICES = {
     "alloy": "en+f3",
     "ash": "en+m3",
     "ballad": "en+m5",
     "coral": "en+f4",
     "echo": "en+m1",
-    "fable": "en-gb+m3",
+    "fable": "en-gb-x-rp+m7",
     "nova": "en+f2",
     "onyx": "en+m2",
     "sage": "en+f1",
@@ -163,10 +163,7 @@ class _Espeak:
         thread); `sink` returns False to stop early."""
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise TTSError(
-                    f"unknown voice {voice!r}: use an OpenAI voice name ({', '.join(VOICES)}) "
-                    'or an eSpeak NG voice such as "en+f2"'
-                )
+                raise UnknownVoiceError(voice, tuple(VOICES))
             self.lib.espeak_SetParameter(_ESPEAK_RATE, words_per_minute, 0)
             encoded = text.encode("utf-8") + b"\0"
             buf = ctypes.create_string_buffer(encoded, len(encoded))
