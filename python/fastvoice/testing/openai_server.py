@@ -84,6 +84,32 @@ def _adapter(name: str) -> tuple[pydantic.TypeAdapter[Any], frozenset[str]]:
     return pydantic.TypeAdapter(ResponseCreateParams), keys
 
 
+@functools.cache
+def _tool_fields() -> dict[str, frozenset[str]]:
+    """Responses tool `type` -> the fields its openai param type declares."""
+    from openai.types.responses import ToolParam
+
+    out: dict[str, frozenset[str]] = {}
+    for member in typing.get_args(ToolParam):
+        hints = typing.get_type_hints(member)
+        for kind in typing.get_args(hints["type"]):
+            out[kind] = frozenset(hints)
+    return out
+
+
+def _check_tools(tools: Any) -> None:
+    # pydantic ignores unknown keys of a TypedDict: a misspelt tool field would pass unseen.
+    for i, tool in enumerate(tools if isinstance(tools, list) else []):
+        if not isinstance(tool, Mapping):
+            continue  # the TypeAdapter reports it
+        fields = _tool_fields().get(str(tool.get("type")))
+        if fields is None:
+            raise ValueError(f"tools.{i}: unknown tool type {tool.get('type')!r}")
+        unknown = sorted(set(tool) - fields)
+        if unknown:
+            raise ValueError(f"tools.{i}: unknown field(s) {unknown} for a {tool['type']!r} tool")
+
+
 def _materialize(value: Any) -> Any:
     # TypedDict `Iterable[...]` fields validate lazily; walking them forces every item's check.
     if isinstance(value, Mapping):
@@ -104,6 +130,8 @@ def validate_request(kind: str, body: Mapping[str, Any], required: Sequence[str]
     if missing:
         raise ValueError(f"missing field(s) {missing}")
     data = {k: v for k, v in body.items() if not (kind == "transcription" and k == "file")}
+    if kind == "responses":
+        _check_tools(data.get("tools"))
     try:
         _materialize(adapter.validate_python(data))
     except pydantic.ValidationError as exc:

@@ -12,13 +12,15 @@ and with any Responses-compatible server.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 import types
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, Self
 
 from fastvoice.realtime.tools import FunctionTool, ToolContext, function_tool
+from fastvoice.voice._hosted_tools import hosted_tool
 from fastvoice.voice._telemetry import _emit
 from fastvoice.voice.providers._http import HTTPClient, OpenAIStatusError, RetryPolicy, sse_events
 
@@ -38,22 +40,29 @@ def _field(agent: Any, name: str, default: Any = None) -> Any:
     return getattr(agent, name, default)
 
 
-def _as_tool(tool: Any) -> FunctionTool:
+def _as_tool(tool: Any, index: int) -> FunctionTool | dict[str, Any]:
     if isinstance(tool, FunctionTool):
         return tool
+    if isinstance(tool, Mapping):
+        return hosted_tool(tool, index)
     if callable(tool) and not isinstance(tool, type):
         made: FunctionTool = function_tool(tool)
         return made
     raise TypeError(
-        f"AgentWorkflow tools must be function_tool objects or functions, got {type(tool).__name__}"
+        "AgentWorkflow tools must be function_tool objects, functions or hosted tool dicts"
+        f" (e.g. {{'type': 'web_search'}}), got {type(tool).__name__}"
     )
 
 
 class AgentWorkflow:
     """`AgentWorkflow(agent={"instructions": ..., "tools": [...]}, model=None)`.
 
-    `agent` is a mapping or any object with `instructions` (str) and `tools` (function tools or
-    plain functions, which are wrapped with `function_tool`), e.g. a `realtime.RealtimeAgent`.
+    `agent` is a mapping or any object with `instructions` (str) and `tools`, e.g. a
+    `realtime.RealtimeAgent`. A tool is a function tool or a plain function (wrapped with
+    `function_tool`, run here when the model calls it), or a hosted tool as a Responses API
+    tool dict (`{"type": "file_search", "vector_store_ids": [...]}`, `web_search`,
+    `code_interpreter`, `mcp`, `image_generation`), run by OpenAI and sent unchanged; a
+    malformed tool dict raises `ValueError` here.
     `model` defaults to the agent's `model`, else `DEFAULT_AGENT_MODEL`. `history` holds the
     Responses input items of the conversation so far; `reset()` clears it.
     """
@@ -74,7 +83,10 @@ class AgentWorkflow:
         if instructions is not None and not isinstance(instructions, str):
             raise TypeError("agent instructions must be a str")
         self.instructions: str | None = instructions
-        self.tools: list[FunctionTool] = [_as_tool(t) for t in (_field(agent, "tools") or [])]
+        tools = [_as_tool(t, i) for i, t in enumerate(_field(agent, "tools") or [])]
+        self.tools: list[FunctionTool] = [t for t in tools if isinstance(t, FunctionTool)]
+        #: Hosted tool dicts, in the request after the function tools.
+        self.hosted_tools: list[dict[str, Any]] = [t for t in tools if isinstance(t, dict)]
         names = [t.name for t in self.tools]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate tool names: {names}")
@@ -100,8 +112,11 @@ class AgentWorkflow:
         body: dict[str, Any] = {"model": self.model, "input": list(self.history), "stream": True}
         if self.instructions:
             body["instructions"] = self.instructions
-        if self.tools:
-            body["tools"] = [{**t.to_session_tool(), "strict": t.strict_json_schema} for t in self.tools]
+        if self.tools or self.hosted_tools:
+            body["tools"] = [
+                *({**t.to_session_tool(), "strict": t.strict_json_schema} for t in self.tools),
+                *(copy.deepcopy(t) for t in self.hosted_tools),
+            ]
         return body
 
     def run(self, text: str) -> AsyncIterator[str]:
@@ -114,9 +129,13 @@ class AgentWorkflow:
             for _ in range(self.max_tool_rounds + 1):
                 calls: list[dict[str, Any]] = []
                 parts: list[str] = []
-                async for piece in self._stream(calls):
-                    parts.append(piece)
-                    yield piece
+                stream = self._stream(calls)
+                try:
+                    async for piece in stream:
+                        parts.append(piece)
+                        yield piece
+                finally:  # closed early (the pipeline was stopped): release the HTTP response now
+                    await stream.aclose()
                 if parts:
                     self.history.append({"role": "assistant", "content": "".join(parts)})
                     if calls and not parts[-1][-1:].isspace():
@@ -131,7 +150,7 @@ class AgentWorkflow:
                 f"the model kept calling tools after {self.max_tool_rounds} rounds", status=0
             )
 
-    async def _stream(self, calls: list[dict[str, Any]]) -> AsyncIterator[str]:
+    async def _stream(self, calls: list[dict[str, Any]]) -> AsyncGenerator[str, None]:
         body = self.request_body()
         meta = {"model": self.model}
         _emit(("fastvoice", "voice", "llm", "start"), {"system_time": time.time()}, meta)
