@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import time
 import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -25,6 +26,8 @@ from fastvoice.voice._telemetry import _emit
 from fastvoice.voice.providers._http import HTTPClient, OpenAIStatusError, RetryPolicy, sse_events
 
 __all__ = ["DEFAULT_AGENT_MODEL", "AgentWorkflow", "AgentWorkflowError"]
+
+logger = logging.getLogger("fastvoice")
 
 DEFAULT_AGENT_MODEL = "gpt-4.1-mini"
 
@@ -153,6 +156,13 @@ class AgentWorkflow:
     async def _stream(self, calls: list[dict[str, Any]]) -> AsyncGenerator[str, None]:
         body = self.request_body()
         meta = {"model": self.model}
+        logger.debug(
+            "fastvoice voice: responses request model %s: %d input items, %d function + %d hosted tools",
+            self.model,
+            len(self.history),
+            len(self.tools),
+            len(self.hosted_tools),
+        )
         _emit(("fastvoice", "voice", "llm", "start"), {"system_time": time.time()}, meta)
         resp = await self._client.request(
             "/responses", "the Responses API", AgentWorkflowError, lambda s, url: s.post(url, json=body)
@@ -204,6 +214,7 @@ class AgentWorkflow:
         if self._on_tool_call is not None:
             self._on_tool_call(call["name"], call["arguments"], output)
         _emit(("fastvoice", "voice", "tool", "call"), {}, {"name": call["name"]})
+        logger.debug("fastvoice voice: tool call %s (%d chars of output)", call["name"], len(output))
         return {"type": "function_call_output", "call_id": call["call_id"], "output": output}
 
     async def aclose(self) -> None:

@@ -276,10 +276,11 @@ class Pipeline:
         t0 = time.perf_counter()
         name = type(self.workflow).__name__
         pieces = text_pieces(self.workflow.run(transcript))
-        chars = 0
+        chars, first = 0, True
         try:
             async for piece in pieces:
-                if not chars:
+                if first:
+                    first = False
                     _log.debug(
                         "fastvoice voice: workflow %s first text after %.0f ms",
                         name,
@@ -425,8 +426,10 @@ class Pipeline:
                 elapsed * 1000,
             )
         except VoiceError as exc:
+            _log.debug("fastvoice voice: tts %s failed (%s)", tts.model_name, type(exc).__name__)
             queue.put_nowait(exc)
         except Exception as exc:
+            _log.debug("fastvoice voice: tts %s failed (%s)", tts.model_name, type(exc).__name__)
             err = TTSError(f"text to speech failed: {exc}")
             err.__cause__ = exc
             queue.put_nowait(err)

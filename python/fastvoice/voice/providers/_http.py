@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,8 @@ def _aiohttp() -> Any:
 
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+logger = logging.getLogger("fastvoice")
 
 #: Statuses worth retrying: rate limits, timeouts, conflicts and server errors.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -168,12 +172,30 @@ class HTTPClient:
         attempt = 0
         while True:
             retry_after: str | None = None
+            t0 = time.perf_counter()
             try:
                 resp = await send(self.session(), url)
             except (TimeoutError, self._aiohttp.ClientConnectionError) as exc:
+                # Only the exception's type: its text may quote a proxy or server answer.
+                logger.debug(
+                    "fastvoice voice: POST %s (%s) attempt %d failed: %s",
+                    path,
+                    what,
+                    attempt + 1,
+                    type(exc).__name__,
+                )
                 if attempt >= self.retry.max_retries:
                     raise error_cls(f"{what} failed: {type(exc).__name__}: {exc}", status=0) from exc
             else:
+                # Headers first: the body streams later and is logged by the caller in sizes only.
+                logger.debug(
+                    "fastvoice voice: POST %s (%s) attempt %d -> HTTP %d in %.0f ms",
+                    path,
+                    what,
+                    attempt + 1,
+                    resp.status,
+                    (time.perf_counter() - t0) * 1000,
+                )
                 if resp.status < 300:
                     return resp
                 err = await _status_error(resp, what, self._key, error_cls)

@@ -156,8 +156,10 @@ class RealtimeTranscription(StreamedTranscription):
         client = self._model._client
         url = websocket_url(client.base_url, "/realtime", "intent=transcription")
         meta = {"model": self._model.model_name}
+        logger.debug("fastvoice voice: transcription session (%s) connecting", self._model.model_name)
         conn = await transport.connect(url, headers=client.auth_headers)
         sender: asyncio.Task[None] | None = None
+        turns = 0
         try:
             await self._expect(conn, "session.created")
             await conn.send_text(json.dumps(self._model._session_update(self._settings)))
@@ -197,6 +199,13 @@ class RealtimeTranscription(StreamedTranscription):
                         {"duration": time.perf_counter() - t0},
                         {**meta, "transcript": text},
                     )
+                    turns += 1
+                    logger.debug(
+                        "fastvoice voice: transcription session turn %d: %d chars in %.0f ms",
+                        turns,
+                        len(text),
+                        (time.perf_counter() - t0) * 1000,
+                    )
                     if text.strip():
                         yield text.strip()
                 elif etype == "conversation.item.input_audio_transcription.failed":
@@ -222,6 +231,7 @@ class RealtimeTranscription(StreamedTranscription):
                 await asyncio.gather(sender, return_exceptions=True)
             with contextlib.suppress(transport.TransportError):
                 await conn.close()
+            logger.debug("fastvoice voice: transcription session closed after %d turns", turns)
 
     async def _send_audio(self, conn: transport.Connection, final_id: str) -> None:
         rate = self._input.sample_rate
