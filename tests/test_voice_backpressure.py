@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import pytest
+from fastvoice import audio
 from fastvoice.testing import FakeOpenAIServer
 from fastvoice.voice import (
     AudioInput,
@@ -30,7 +31,8 @@ async def test_real_time_consumer_of_a_100_kB_reply_holds_a_bounded_read_ahead(l
     limit = round(config.max_buffered_audio_s * BYTES_PER_S)
     pipeline = Pipeline(SimpleWorkflow(lambda _: text), config, PeerProvider(FixedSTT(), tts))
     result = await pipeline.run(AudioInput(speech(), format="pcm16", sample_rate=16000))
-    consumed, ahead = 0, []
+    consumed, ahead, tasks = 0, [], []
+    before = asyncio.all_tasks()
     deadline = time.monotonic() + 2.0
     async with result:
         async for event in result:
@@ -38,6 +40,7 @@ async def test_real_time_consumer_of_a_100_kB_reply_holds_a_bounded_read_ahead(l
                 ahead.append(tts.pulled - consumed)  # synthesised but not yet played
                 consumed += len(event.data)
                 await asyncio.sleep(len(event.data) / BYTES_PER_S)  # play it at real time
+                tasks.append(len(asyncio.all_tasks() - before))
                 if time.monotonic() > deadline:
                     break
         ahead.append(tts.pulled - consumed)
@@ -45,25 +48,28 @@ async def test_real_time_consumer_of_a_100_kB_reply_holds_a_bounded_read_ahead(l
     print(
         f"limit {limit} B: consumed {consumed / BYTES_PER_S:.2f} s,"
         f" synthesised {tts.pulled / BYTES_PER_S:.2f} s,"
-        f" max ahead {max(ahead)} B, {len(tts.sentences)} sentences started"
+        f" max ahead {max(ahead)} B, {len(tts.sentences)} sentences started, at most {max(tasks)} tasks"
     )
     assert consumed >= BYTES_PER_S  # it did play for a while
     assert max(ahead) <= limit + tts.chunk  # the bound, plus at most one chunk
     assert max(ahead) >= limit - 2 * tts.chunk  # and the read-ahead is actually used
     # Only the sentences near the play position were started (the workflow is read lazily too).
     assert sum(per_sentence) <= consumed + limit + (concurrency + 1) * max(per_sentence)
+    assert max(tasks) <= concurrency + 1  # the TTS tasks and the producer, not one per sentence
 
 
-async def test_slow_consumer_gets_every_byte_in_order():
+@pytest.mark.parametrize("dtype", [None, "float32"])
+async def test_slow_consumer_gets_every_byte_in_order(dtype):
     text = long_text(3000)  # ~47 sentences
     tts = CountingTTS(chunk=480, delay=0.0005)
     config = Config(tts_concurrency=3, max_buffered_audio_s=0.05)  # a few chunks
+    config.tts_settings.dtype = dtype
     pipeline = Pipeline(SimpleWorkflow(lambda _: text), config, PeerProvider(FixedSTT(), tts))
     result = await pipeline.run(AudioInput(speech(), format="pcm16", sample_rate=16000))
     got = bytearray()
     async for event in result:
         if isinstance(event, VoiceStreamEventAudio):
-            got += event.data
+            got += event.data if dtype is None else audio.to_pcm16(event.data)
             await asyncio.sleep(0.001)
     expected = b"".join(c for i, s in enumerate(tts.sentences) for c in sentence_audio(i, s, 480))
     assert result.errors == []
