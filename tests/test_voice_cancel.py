@@ -198,3 +198,26 @@ async def test_streamed_input_openai_transcription_session_stops_on_cancel(how):
             await asyncio.gather(consumer, return_exceptions=True)
             await assert_stopped(tts, before)
             assert server.errors == []
+
+
+async def test_offline_espeak_tts_stops_on_cancel():
+    from fastvoice.voice.providers.local import LocalTTSModel, _Espeak
+
+    before = asyncio.all_tasks()
+    tts = LocalTTSModel()
+    pipeline = Pipeline(
+        SimpleWorkflow(lambda _: long_text(100_000)), UNBOUNDED, PeerProvider(FixedSTT(), tts)
+    )
+    result = await pipeline.run(AudioInput(speech(), format="pcm16", sample_rate=16000))
+    seen: list = []
+    consumer = asyncio.create_task(consume(result, 5, seen, 0.001))
+    while len(seen) < 5:
+        await asyncio.sleep(0.005)
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    left = await settle(before)
+    assert left == [], [t.get_coro() for t in left]
+    # eSpeak's synthesis thread was told to stop: the engine is free again at once.
+    assert await asyncio.to_thread(_Espeak.lock.acquire, timeout=2.0)
+    _Espeak.lock.release()
+    assert result.done
