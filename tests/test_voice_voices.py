@@ -78,3 +78,24 @@ async def test_espeak_voice_names_remain_the_offline_escape(tts):
     assert len(await render(tts, "en-us+f2")) > 24000
     with pytest.raises(UnknownVoiceError, match="cedar"):  # looks like eSpeak, but eSpeak has no such voice
         await render(tts, "xx-nothing")
+
+
+async def test_a_custom_openai_voice_reaches_the_wire_and_the_offline_tts_refuses_it(tts):
+    from fastvoice.testing import FakeOpenAIServer
+    from fastvoice.voice.providers.openai import OpenAIVoiceModelProvider
+
+    custom = {"id": "voice_1234"}
+    settings = TTSSettings(voice=custom)
+    async with (
+        FakeOpenAIServer(api_key="sk-test") as server,
+        OpenAIVoiceModelProvider(api_key="sk-test", base_url=server.base_url) as provider,
+    ):
+        pcm = b"".join([c async for c in provider.get_tts_model(None).run("Hello there.", settings)])
+        assert pcm and server.errors == []  # the body validated as SpeechCreateParams
+        (body,) = [r.body for r in server.requests if r.path == "/audio/speech"]
+        assert body["voice"] == custom
+    with pytest.raises(UnknownVoiceError):
+        await render(tts, custom)
+    for bad in ({"id": ""}, {"id": 7}, {"name": "voice_1234"}, {"id": "voice_1", "x": "y"}):
+        with pytest.raises(UnknownVoiceError):
+            TTSSettings(voice=bad)

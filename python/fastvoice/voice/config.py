@@ -7,6 +7,7 @@ engines (see `fastvoice.voice.providers.local`), so one `Config` drives either p
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +39,16 @@ VOICES = (
 _ESPEAK_VOICE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[A-Za-z0-9_][A-Za-z0-9_ ]*)?", re.IGNORECASE)
 
 
-def check_voice(voice: object) -> str:
-    """`voice` if it is an OpenAI voice name or an eSpeak NG voice name, else `UnknownVoiceError`."""
+#: A custom OpenAI voice, given as `{"id": "voice_1234"}` (`SpeechCreateParams.voice`'s `VoiceID`).
+CustomVoice = Mapping[str, str]
+
+
+def check_voice(voice: object) -> str | CustomVoice:
+    """`voice` if it is an OpenAI voice name, a custom OpenAI voice (`{"id": "voice_..."}`) or an
+    eSpeak NG voice name, else `UnknownVoiceError`."""
     if isinstance(voice, str) and (voice in VOICES or _ESPEAK_VOICE.fullmatch(voice)):
+        return voice
+    if isinstance(voice, Mapping) and set(voice) == {"id"} and isinstance(voice["id"], str) and voice["id"]:
         return voice
     raise UnknownVoiceError(voice, VOICES)
 
@@ -64,12 +72,13 @@ class TTSSettings:
     arrays, float32 scaled by 1/32768. The audio is always mono at 24 kHz.
 
     `voice` is one of OpenAI's voice names (`VOICES`; every one also speaks offline), or, for
-    the offline TTS only, an eSpeak NG voice such as `"en-us+f2"`. Anything else raises
+    the offline TTS only, an eSpeak NG voice such as `"en-us+f2"`, or, for OpenAI only, a custom
+    voice `{"id": "voice_1234"}`. Anything else raises
     `UnknownVoiceError` (a `TTSError` and `ValueError`) naming the valid voices.
     """
 
     model: str = "gpt-4o-mini-tts"
-    voice: str = "nova"
+    voice: str | CustomVoice = "nova"
     speed: float | None = None
     instructions: str | None = None
     dtype: Any = None

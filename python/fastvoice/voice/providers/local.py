@@ -200,6 +200,8 @@ class LocalTTSModel(TTSModel):
         if not 0.25 <= speed <= 4.0:
             raise TTSError(f"speed must be between 0.25 and 4.0, got {settings.speed}")
         wpm = min(450, max(80, round(self.words_per_minute * speed)))
+        if not isinstance(settings.voice, str):  # a custom OpenAI voice: only OpenAI can speak it
+            raise UnknownVoiceError(settings.voice, tuple(VOICES))
         return VOICES.get(settings.voice, settings.voice), wpm
 
     async def run(self, text: str, settings: TTSSettings) -> AsyncIterator[bytes]:
