@@ -144,11 +144,22 @@ def _as_client_error(problem: str, event_id: Any) -> ClientEventError:
         return ClientEventError("unknown_parameter", f"Unknown parameter: '{param}'.", param, event_id)
     first = problem.split("; ")[0]
     param, _, msg = first.partition(": ")
+    param = _field_path(param)
     if msg == "Field required":
         return ClientEventError(
             "missing_required_parameter", f"Missing required parameter: '{param}'.", param, event_id
         )
     return ClientEventError("invalid_value", f"Invalid value for '{param}': {msg}.", param, event_id)
+
+
+_UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "is-instance"})
+
+
+def _field_path(loc: str) -> str:
+    """pydantic's error location without the union members it tried (``session.RealtimeSessionCreateRequest``
+    is the client's ``session``; ``max_output_tokens.int`` its ``max_output_tokens``)."""
+    parts = [p for p in loc.split(".") if not (p[:1].isupper() or "[" in p or p in _UNION_MEMBERS)]
+    return ".".join(parts) or loc
 
 
 def response_shell(
