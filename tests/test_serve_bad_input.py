@@ -111,7 +111,7 @@ async def test_nesting_the_parser_accepts_but_later_copies_would_not(
     [
         ("not json at all", "invalid_json", None),
         (
-            '{"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"speed": NaN}}}}',
+            '{"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"speed": NaN}}}}',  # noqa: E501
             "invalid_json",
             None,
         ),

@@ -104,6 +104,8 @@ class Session:
         self.responder = Responder(self)
         self._internal_errors = 0
         self._last_heard = asyncio.get_running_loop().time()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_closing: asyncio.Task[None] | None = None
         self._configure_input()
 
     # ---- plumbing
@@ -160,7 +162,7 @@ class Session:
             await self.emit({"type": "session.created", "session": copy.deepcopy(self.session)})
             while True:
                 msg = await self._receive()
-                if msg is None or msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                     break
                 if msg.type == WSMsgType.TEXT:
                     await self.on_text(msg.data)
@@ -177,27 +179,29 @@ class Session:
             await self.close()
 
     async def _receive(self) -> Any:
-        """The next frame, or None once the session was closed for idling. Only frames the client sends
-        count as activity (pings do not), and never while a response or transcription is still running."""
+        """The next frame. Only frames the client sends count as activity for the idle timeout (pings
+        do not); the idle watchdog closes the socket rather than cancelling this read, so no frame is lost."""
+        if self.options.idle_timeout is not None and self._idle_timer is None:
+            self._arm_idle(self.options.idle_timeout)
+        msg = await self.ws.receive()
+        self._last_heard = asyncio.get_running_loop().time()
+        return msg
+
+    def _arm_idle(self, delay: float) -> None:
+        self._idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
         idle = self.options.idle_timeout
-        if idle is None:
-            return await self.ws.receive()
+        if idle is None or self.ws.closed:
+            return
         loop = asyncio.get_running_loop()
-        while True:
-            remaining = self._last_heard + idle - loop.time()
-            if remaining <= 0:
-                if self.responder.is_active() or self._transcriptions:
-                    self._last_heard = loop.time()
-                    continue
-                await self._close_idle(idle)
-                return None
-            try:
-                async with asyncio.timeout(remaining):
-                    msg = await self.ws.receive()
-            except TimeoutError:
-                continue
-            self._last_heard = loop.time()
-            return msg
+        remaining = self._last_heard + idle - loop.time()
+        if remaining <= 0 and (self.responder.is_active() or self._transcriptions):
+            self._last_heard, remaining = loop.time(), idle  # the server is still talking: not idle
+        if remaining > 0:
+            self._arm_idle(remaining)
+            return
+        self._idle_closing = loop.create_task(self._close_idle(idle))
 
     async def _close_idle(self, idle: float) -> None:
         logger.info("closing a session idle for %gs", idle)
@@ -205,12 +209,17 @@ class Session:
             "idle_timeout", f"The session was closed after {idle:g} seconds without a client event."
         )
         try:
-            await self.reject(exc)
-            await self.ws.close(code=1000, message=b"idle timeout")
-        except (ConnectionResetError, RuntimeError):
-            pass
+            async with asyncio.timeout(5):  # a peer that stopped reading must not hold the session open
+                await self.reject(exc)
+                await self.ws.close(code=1000, message=b"idle timeout")
+        except (ConnectionResetError, RuntimeError, TimeoutError):
+            await self.ws.close(code=1000, message=b"idle timeout", drain=False)
 
     async def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._idle_closing is not None and self._idle_closing is not asyncio.current_task():
+            await asyncio.gather(self._idle_closing, return_exceptions=True)
         await self._drop_utterance()
         await self.responder.cancel(None, notify=False)
         for task in self._transcriptions.values():
