@@ -124,6 +124,16 @@ async def test_idle_session_gets_an_error_event_then_is_closed() -> None:
         assert await wait_for(lambda: not server.sessions, 5)
 
 
+async def test_pings_alone_do_not_keep_a_session_open() -> None:
+    """A client whose library pings every 0.2 s but sends no event is idle all the same."""
+    async with RealtimeServer(warm=False, idle_timeout=1.0) as server, aiohttp.ClientSession() as http:
+        async with http.ws_connect(server.url, heartbeat=0.2) as ws:
+            assert (await _recv_event(ws))["type"] == "session.created"
+            event = await _recv_event(ws, timeout=10)
+            assert event["type"] == "error" and event["error"]["code"] == "idle_timeout"
+        assert await wait_for(lambda: not server.sessions, 5)
+
+
 async def test_client_events_and_a_playing_response_keep_a_session_alive() -> None:
     async with (
         RealtimeServer(warm=False, idle_timeout=1.0, pace=1.0) as server,

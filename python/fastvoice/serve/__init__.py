@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument(
         "--api-key",
         metavar="KEY",
-        help=f"require this API key (default: ${KEY_ENV} if set; none otherwise, fine on loopback only)",
+        help=f"require this API key (default: ${KEY_ENV}, which other users cannot read from the process "
+        "list; no key: fine on loopback only)",
     )
     limits = p.add_argument_group("limits")
     limits.add_argument(

@@ -104,6 +104,7 @@ class RealtimeServer:
         self._listener: asyncio.AbstractServer | None = None
         self._handling: set[object] = set()  # connections whose request is in a handler (a session, say)
         self._admitted = 0  # upgrades admitted and not yet finished (sessions plus those mid-handshake)
+        self._cap_warned = False
 
     def __repr__(self) -> str:
         return f"RealtimeServer(url={self.url!r}, {self._access!r}, sessions={len(self.sessions)})"
@@ -197,7 +198,10 @@ class RealtimeServer:
             logger.info("refused a connection from %s (HTTP %d)", request.remote, refusal.status)
             return refusal
         if self._admitted >= self.max_sessions:
-            logger.warning("refused a session: %d sessions are open (max_sessions)", self._admitted)
+            # Warn once per time the cap is reached; a client retrying in a loop must not flood the log.
+            level = logging.INFO if self._cap_warned else logging.WARNING
+            self._cap_warned = True
+            logger.log(level, "refused a session: %d are open (max_sessions)", self._admitted)
             response = http_error(
                 503,
                 f"The server is at its limit of {self.max_sessions} concurrent sessions; retry when one "
@@ -226,3 +230,4 @@ class RealtimeServer:
             return ws
         finally:
             self._admitted -= 1
+            self._cap_warned = False
