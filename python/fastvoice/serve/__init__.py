@@ -15,10 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Sequence
 
 from fastvoice.serve.brain import Brain, BrainReply, FunctionCall, TurnContext, WorkflowBrain, load_brain
 from fastvoice.serve.server import RealtimeServer
+
+KEY_ENV = "FASTVOICE_SERVE_API_KEY"
 
 __all__ = [
     "Brain",
@@ -53,6 +57,49 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-warm", action="store_true", help="start at once; load speech models on the first turn"
     )
+    access = p.add_argument_group(
+        "access",
+        "Upgrades whose Origin header is not loopback are refused (HTTP 403) unless allowed; clients "
+        "without an Origin header (non-browser) pass. With a key, clients must send "
+        "'Authorization: Bearer KEY' or the 'openai-insecure-api-key.KEY' subprotocol (HTTP 401 otherwise).",
+    )
+    access.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept WebSocket upgrades from this browser origin, exactly scheme://host[:port] "
+        "(repeatable)",
+    )
+    access.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"require this API key (default: ${KEY_ENV}, which other users cannot read from the process "
+        "list; no key: fine on loopback only)",
+    )
+    limits = p.add_argument_group("limits")
+    limits.add_argument(
+        "--max-sessions",
+        type=int,
+        default=64,
+        metavar="N",
+        help="concurrent sessions; the next one gets HTTP 503 (default 64)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="close a session that sends no event for this long while nothing is playing (default 300; "
+        "0: never)",
+    )
+    limits.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a TCP connection that has not completed its WebSocket upgrade by then (default 10)",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every session")
     return p
 
@@ -71,9 +118,14 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             strict=not args.lenient,
             stream_decoders=args.stream_decoders,
             warm=not args.no_warm,
+            api_key=args.api_key or os.environ.get(KEY_ENV) or None,
+            allowed_origins=args.allow_origin,
+            max_sessions=args.max_sessions,
+            idle_timeout=args.idle_timeout or None,
+            handshake_timeout=args.handshake_timeout,
         )
     except (ValueError, TypeError) as exc:
-        print(f"fastvoice serve: {exc}")
+        print(f"fastvoice serve: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> None:

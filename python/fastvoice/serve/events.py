@@ -9,13 +9,26 @@ the same strict GA check the fake server uses.
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
 from fastvoice.serve.brain import item_text
 from fastvoice.testing.validation import EventValidationError, client_event_types, validate_client_event
 
-__all__ = ["ClientEventError", "check_client_event", "error_event", "new_id", "response_shell", "usage"]
+__all__ = [
+    "ClientEventError",
+    "check_client_event",
+    "error_event",
+    "new_id",
+    "parse_client_json",
+    "response_shell",
+    "usage",
+]
+
+MAX_DEPTH = 64  # JSON nesting a client event may have; GA events need under 10
+MAX_SHOWN = 200  # characters of a client's own value repeated in an error message
+MAX_EVENT_ID = 512  # the service's limit on client event ids
 
 
 def new_id(prefix: str) -> str:
@@ -23,13 +36,68 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
+def shown(value: object) -> str:
+    """``value`` as text for an error message, cut to :data:`MAX_SHOWN` characters (a client's 30 MB field
+    name must not come back as a 30 MB error)."""
+    text = str(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
+
+
 class ClientEventError(Exception):
     """A client event the session rejects; becomes one ``error`` event."""
 
     def __init__(self, code: str, message: str, param: str | None = None, event_id: Any = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.param = code, message, param
-        self.event_id = event_id if isinstance(event_id, str) else None
+        if len(message) > 4 * MAX_SHOWN:
+            message = message[: 4 * MAX_SHOWN] + "..."
+        self.code, self.message = code, message
+        self.param = shown(param) if param is not None else None
+        self.event_id: str | None = None
+        self.set_event_id(event_id)
+
+    def set_event_id(self, event_id: Any) -> None:
+        """Echo the client's ``event_id`` (when it is a string the service would accept)."""
+        if isinstance(event_id, str) and len(event_id) <= MAX_EVENT_ID:
+            self.event_id = event_id
+
+
+def parse_client_json(raw: str) -> Any:
+    """``raw`` parsed, or :class:`ClientEventError` ``invalid_json`` if it is not JSON or nests deeper than
+    :data:`MAX_DEPTH` (``"[" * 100000`` would otherwise overflow the parser's recursion, and deep values
+    would overflow every later copy and validation)."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise ClientEventError(
+            "invalid_json", f"We could not parse the JSON body of your request: {shown(exc)}"
+        ) from None
+    except RecursionError:
+        too_deep = True
+    else:
+        too_deep = _too_deep(data)
+    if too_deep:
+        raise ClientEventError(
+            "invalid_json",
+            f"We could not parse the JSON body of your request: it nests deeper than {MAX_DEPTH} levels.",
+        )
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON (and would be echoed back as invalid JSON).
+    raise json.JSONDecodeError(f"{name} is not a valid JSON value", name, 0)
+
+
+def _too_deep(data: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def error_event(exc: ClientEventError) -> dict[str, Any]:
@@ -45,7 +113,9 @@ def check_client_event(data: Any) -> dict[str, Any]:
     """``data`` if it is a valid GA client event, else raises :class:`ClientEventError` worded like the
     service."""
     if not isinstance(data, dict):
-        raise ClientEventError("invalid_value", f"Expected an object, got {type(data).__name__}.")
+        raise ClientEventError(
+            "invalid_value", f"Expected a JSON object (a client event), got {type(data).__name__}."
+        )
     event_id = data.get("event_id")
     etype = data.get("type")
     if not isinstance(etype, str):
@@ -56,7 +126,7 @@ def check_client_event(data: Any) -> dict[str, Any]:
         supported = ", ".join(f"'{t}'" for t in sorted(client_event_types()))
         raise ClientEventError(
             "invalid_value",
-            f"Invalid value: '{etype}'. Supported values are: {supported}.",
+            f"Invalid value: '{shown(etype)}'. Supported values are: {supported}.",
             "type",
             event_id,
         )
@@ -74,11 +144,22 @@ def _as_client_error(problem: str, event_id: Any) -> ClientEventError:
         return ClientEventError("unknown_parameter", f"Unknown parameter: '{param}'.", param, event_id)
     first = problem.split("; ")[0]
     param, _, msg = first.partition(": ")
+    param = _field_path(param)
     if msg == "Field required":
         return ClientEventError(
             "missing_required_parameter", f"Missing required parameter: '{param}'.", param, event_id
         )
     return ClientEventError("invalid_value", f"Invalid value for '{param}': {msg}.", param, event_id)
+
+
+_UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "is-instance"})
+
+
+def _field_path(loc: str) -> str:
+    """pydantic's error location without the union members it tried (``session.RealtimeSessionCreateRequest``
+    is the client's ``session``; ``max_output_tokens.int`` its ``max_output_tokens``)."""
+    parts = [p for p in loc.split(".") if not (p[:1].isupper() or "[" in p or p in _UNION_MEMBERS)]
+    return ".".join(parts) or loc
 
 
 def response_shell(

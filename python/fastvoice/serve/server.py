@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
+from fastvoice.serve.access import Access, http_error, is_loopback_host
 from fastvoice.serve.brain import BrainSource, brain_factory
 from fastvoice.serve.engines import Engines
 from fastvoice.serve.session import Session, SessionOptions
@@ -30,6 +33,23 @@ class RealtimeServer:
     more simultaneous speakers fall back to transcription after the turn, which adds that time to their
     first-audio latency; 0: always so).
 
+    Access (checked before the WebSocket upgrade; refusals are HTTP errors with OpenAI's error body):
+
+    - ``allowed_origins``: an upgrade whose ``Origin`` header is not loopback (``http(s)://localhost``,
+      127.0.0.0/8 or ``[::1]``, any port) gets 403 unless its origin is listed here (exact
+      ``scheme://host[:port]``). Requests without ``Origin`` (non-browser clients) pass. This stops any web
+      page the user visits from driving the server.
+    - ``api_key``: when set, a client must send ``Authorization: Bearer KEY`` (what the ``openai`` package
+      and fastvoice's client send) or, from a browser, the subprotocols ``realtime,
+      openai-insecure-api-key.KEY``; otherwise 401. The key is compared in constant time and never logged.
+      Binding a non-loopback ``host`` without a key logs a warning.
+
+    Limits: ``max_sessions`` concurrent sessions (the next upgrade gets 503 until one closes);
+    ``handshake_timeout`` seconds for a TCP connection to complete its upgrade (idle or half-sent requests
+    are closed then); ``idle_timeout`` seconds a session may go without sending an event while no response
+    or transcription is running (it then gets an ``error`` event with code ``idle_timeout`` and is closed;
+    None: never).
+
     ``async with RealtimeServer() as srv: ... srv.url`` or ``start()``/``stop()``.
     """
 
@@ -46,23 +66,48 @@ class RealtimeServer:
         model: str = "gpt-realtime",
         warm: bool = True,
         stream_decoders: int = 2,
+        api_key: str | None = None,
+        allowed_origins: Iterable[str] = (),
+        max_sessions: int = 64,
+        handshake_timeout: float = 10.0,
+        idle_timeout: float | None = 300.0,
     ) -> None:
         if pace < 0:
             raise ValueError(f"pace must be >= 0, got {pace}")
         if not 10 <= chunk_ms <= 1000:
             raise ValueError(f"chunk_ms must be between 10 and 1000, got {chunk_ms}")
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
+        if not handshake_timeout > 0:
+            raise ValueError(f"handshake_timeout must be > 0 seconds, got {handshake_timeout}")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be > 0 seconds (or None), got {idle_timeout}")
+        if isinstance(allowed_origins, str):
+            allowed_origins = [allowed_origins]
+        self._access = Access(api_key, allowed_origins)
         self._host, self._port = host, port
         self._new_brain = brain_factory(workflow)
         self._model = model
         self._stt_pool = stt_pool
         self._warm = warm
         self._stream_decoders = stream_decoders
-        self.options = SessionOptions(pace=pace, strict=strict, chunk_ms=chunk_ms, on_error=self._record)
+        self.max_sessions = max_sessions
+        self.handshake_timeout = handshake_timeout
+        self.options = SessionOptions(
+            pace=pace, strict=strict, chunk_ms=chunk_ms, on_error=self._record, idle_timeout=idle_timeout
+        )
         self.errors: list[BaseException] = []
         """Failures inside sessions (brain exceptions, events that fail strict validation)."""
         self.sessions: set[Session] = set()
         self._engines: Engines | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._handling: set[object] = set()  # connections whose request is in a handler (a session, say)
+        self._admitted = 0  # upgrades admitted and not yet finished (sessions plus those mid-handshake)
+        self._cap_warned = False
+
+    def __repr__(self) -> str:
+        return f"RealtimeServer(url={self.url!r}, {self._access!r}, sessions={len(self.sessions)})"
 
     def _record(self, exc: BaseException) -> None:
         self.errors.append(exc)
@@ -74,13 +119,42 @@ class RealtimeServer:
         app = web.Application()
         app.router.add_get("/v1/realtime", self._handle)
         app.router.add_get("/", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # keepalive_timeout closes a connection left idle after a plain HTTP request; the handshake deadline
+        # (below) covers connections that never complete one, which aiohttp before 3.14 never closes.
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, keepalive_timeout=self.handshake_timeout
+        )
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        self._port = self._runner.addresses[0][1]
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self._accept, self._host, self._port)
+        self._port = self._listener.sockets[0].getsockname()[1]
+        if not self._access.requires_key and not is_loopback_host(self._host):
+            logger.warning(
+                "fastvoice serve listens on %s without an API key: anyone who can reach port %d can use "
+                "it. Pass --api-key (or set FASTVOICE_SERVE_API_KEY) to require one.",
+                self._host or "all interfaces",
+                self._port,
+            )
         return self
 
+    def _accept(self) -> asyncio.Protocol:
+        """Protocol factory for the listener: aiohttp's connection handler, with a deadline to upgrade."""
+        assert self._runner is not None and self._runner.server is not None
+        handler = self._runner.server()
+        asyncio.get_running_loop().call_later(self.handshake_timeout, self._handshake_expired, handler)
+        return handler
+
+    def _handshake_expired(self, handler: Any) -> None:
+        if handler in self._handling:
+            return  # its request is being served (a session runs): no longer a handshake
+        transport = handler.transport
+        if transport is not None and not transport.is_closing():
+            logger.debug("closing a connection that did not upgrade within %gs", self.handshake_timeout)
+            transport.close()
+
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         for session in list(self.sessions):
             await session.close()
             if not session.ws.closed:
@@ -88,6 +162,9 @@ class RealtimeServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
 
     async def __aenter__(self) -> RealtimeServer:
         return await self.start()
@@ -102,22 +179,55 @@ class RealtimeServer:
     @property
     def url(self) -> str:
         """``ws://HOST:PORT/v1/realtime`` (clients may add ``?model=...``)."""
-        return f"ws://{self._host}:{self._port}/v1/realtime"
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"ws://{host}:{self._port}/v1/realtime"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return web.json_response(
-                {"error": {"type": "invalid_request_error", "message": "connect with a WebSocket"}},
-                status=426,
-            )
-        assert self._engines is not None
-        ws = web.WebSocketResponse(max_msg_size=32 * 1024 * 1024, autoping=True, timeout=2.0)
-        await ws.prepare(request)
-        brain: Any = self._new_brain()
-        session = Session(ws, self._engines, brain, request.query.get("model", self._model), self.options)
-        self.sessions.add(session)
+        handler = request.protocol
+        self._handling.add(handler)
         try:
-            await session.run()
+            return await self._serve(request)
         finally:
-            self.sessions.discard(session)
-        return ws
+            self._handling.discard(handler)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return http_error(426, "connect with a WebSocket", type="invalid_request_error", code=None)
+        refusal = self._access.refusal(request.headers)
+        if refusal is not None:
+            logger.info("refused a connection from %s (HTTP %d)", request.remote, refusal.status)
+            return refusal
+        if self._admitted >= self.max_sessions:
+            # Warn once per time the cap is reached; a client retrying in a loop must not flood the log.
+            level = logging.INFO if self._cap_warned else logging.WARNING
+            self._cap_warned = True
+            logger.log(level, "refused a session: %d are open (max_sessions)", self._admitted)
+            response = http_error(
+                503,
+                f"The server is at its limit of {self.max_sessions} concurrent sessions; retry when one "
+                "closes (fastvoice serve --max-sessions raises the limit).",
+                type="server_error",
+                code="too_many_sessions",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        assert self._engines is not None
+        self._admitted += 1
+        try:
+            # Answer the `realtime` subprotocol when offered: a browser that sent subprotocols (the key form
+            # needs them) fails the handshake if none comes back.
+            ws = web.WebSocketResponse(
+                max_msg_size=32 * 1024 * 1024, autoping=True, timeout=2.0, protocols=("realtime",)
+            )
+            await ws.prepare(request)
+            brain: Any = self._new_brain()
+            session = Session(ws, self._engines, brain, request.query.get("model", self._model), self.options)
+            self.sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                self.sessions.discard(session)
+            return ws
+        finally:
+            self._admitted -= 1
+            self._cap_warned = False

@@ -23,8 +23,15 @@ from aiohttp import web
 from fastvoice.audio import AudioFormatError
 from fastvoice.serve.audio import InputDecoder, format_of, rate_of, wire_bytes_per_ms
 from fastvoice.serve.brain import Brain
+from fastvoice.serve.checks import check_response_params, check_session_update
 from fastvoice.serve.engines import Engines
-from fastvoice.serve.events import ClientEventError, check_client_event, error_event, new_id
+from fastvoice.serve.events import (
+    ClientEventError,
+    check_client_event,
+    error_event,
+    new_id,
+    parse_client_json,
+)
 from fastvoice.serve.response import Responder
 from fastvoice.serve.stt import Utterance
 from fastvoice.testing._state import default_session, merge
@@ -44,9 +51,16 @@ class SessionOptions:
     """Server-wide settings every session reads."""
 
     def __init__(
-        self, *, pace: float, strict: bool, chunk_ms: int, on_error: Callable[[BaseException], None]
+        self,
+        *,
+        pace: float,
+        strict: bool,
+        chunk_ms: int,
+        on_error: Callable[[BaseException], None],
+        idle_timeout: float | None = None,
     ):
         self.pace, self.strict, self.chunk_ms, self.on_error = pace, strict, chunk_ms, on_error
+        self.idle_timeout = idle_timeout
 
 
 def vad_settings(td: Mapping[str, Any]) -> TurnDetection:
@@ -88,6 +102,10 @@ class Session:
         self._transcriptions: dict[str, asyncio.Task[None]] = {}
         self._utt: Utterance | None = None  # the turn being transcribed as it streams in
         self.responder = Responder(self)
+        self._internal_errors = 0
+        self._last_heard = asyncio.get_running_loop().time()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_closing: asyncio.Task[None] | None = None
         self._configure_input()
 
     # ---- plumbing
@@ -142,19 +160,66 @@ class Session:
 
         try:
             await self.emit({"type": "session.created", "session": copy.deepcopy(self.session)})
-            async for msg in self.ws:
+            while True:
+                msg = await self._receive()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
                 if msg.type == WSMsgType.TEXT:
                     await self.on_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await self.reject(
                         ClientEventError("invalid_value", "Binary frames are not supported; send JSON text.")
                     )
+                elif msg.type == WSMsgType.ERROR:  # frame too big, bad UTF-8...: aiohttp closed already
+                    logger.info("session closed on a WebSocket protocol error: %s", msg.data)
+                    break
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             await self.close()
 
+    async def _receive(self) -> Any:
+        """The next frame. Only frames the client sends count as activity for the idle timeout (pings
+        do not); the idle watchdog closes the socket rather than cancelling this read, so no frame is lost."""
+        if self.options.idle_timeout is not None and self._idle_timer is None:
+            self._arm_idle(self.options.idle_timeout)
+        msg = await self.ws.receive()
+        self._last_heard = asyncio.get_running_loop().time()
+        return msg
+
+    def _arm_idle(self, delay: float) -> None:
+        self._idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
+        idle = self.options.idle_timeout
+        if idle is None or self.ws.closed:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = self._last_heard + idle - loop.time()
+        if remaining <= 0 and (self.responder.is_active() or self._transcriptions):
+            self._last_heard, remaining = loop.time(), idle  # the server is still talking: not idle
+        if remaining > 0:
+            self._arm_idle(remaining)
+            return
+        self._idle_closing = loop.create_task(self._close_idle(idle))
+
+    async def _close_idle(self, idle: float) -> None:
+        logger.info("closing a session idle for %gs", idle)
+        exc = ClientEventError(
+            "idle_timeout", f"The session was closed after {idle:g} seconds without a client event."
+        )
+        try:
+            async with asyncio.timeout(5):  # a peer that stopped reading must not hold the session open
+                await self.reject(exc)
+                await self.ws.close(code=1000, message=b"idle timeout")
+        except (ConnectionResetError, RuntimeError, TimeoutError):
+            await self.ws.close(code=1000, message=b"idle timeout", drain=False)
+
     async def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._idle_closing is not None and self._idle_closing is not asyncio.current_task():
+            await asyncio.gather(self._idle_closing, return_exceptions=True)
         await self._drop_utterance()
         await self.responder.cancel(None, notify=False)
         for task in self._transcriptions.values():
@@ -164,26 +229,25 @@ class Session:
     async def on_text(self, raw: str) -> None:
         data: Any = None
         try:
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ClientEventError(
-                    "invalid_json", f"We could not parse the JSON body of your request: {exc}"
-                ) from None
+            data = parse_client_json(raw)
             event = check_client_event(data)
             handler = getattr(self, "_on_" + event["type"].replace(".", "_"))
             await handler(event)
         except ClientEventError as exc:
-            if exc.event_id is None and isinstance(data, dict) and isinstance(data.get("event_id"), str):
-                exc.event_id = data["event_id"]
+            if exc.event_id is None and isinstance(data, dict):
+                exc.set_event_id(data.get("event_id"))
             await self.reject(exc)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # our bug: report it to this client and keep the session (and others) alive
-            logger.exception("error handling a client event")
+            self._internal_errors += 1
+            if self._internal_errors == 1:
+                logger.exception("error handling a client event")
+            else:  # one traceback per session is enough; a client repeating the frame must not flood the log
+                logger.error("error handling a client event (%d so far): %r", self._internal_errors, exc)
             self.options.on_error(exc)
             if not self.ws.closed:
-                error = {"type": "server_error", "code": "internal_error", "message": str(exc)}
+                error = {"type": "server_error", "code": "internal_error", "message": str(exc)[:500]}
                 await self.ws.send_str(
                     json.dumps({"type": "error", "event_id": new_id("event"), "error": error})
                 )
@@ -226,6 +290,7 @@ class Session:
         if voice is not None and self.any_audio and voice != self.session["audio"]["output"]["voice"]:
             msg = "Cannot update a conversation's voice if assistant audio is present."
             raise ClientEventError("cannot_update_voice", msg, "session.audio.output.voice", eid)
+        check_session_update(update, eid)  # ranges the types do not encode, refused before anything changes
         merge(self.session, update)
         await self._drop_utterance()
         self._configure_input()
@@ -461,6 +526,7 @@ class Session:
     # -----------------------------------------------------------------------------------------------
 
     async def _on_response_create(self, event: dict[str, Any]) -> None:
+        check_response_params(event.get("response"), event.get("event_id"))
         await self.responder.start(event.get("response"), event.get("event_id"))
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
