@@ -219,6 +219,9 @@ async def test_frames_over_the_size_limit_or_not_utf8_close_cleanly(caplog: pyte
         ),
         ({"max_output_tokens": 0}, "session.max_output_tokens"),
         ({"max_output_tokens": 4097}, "session.max_output_tokens"),
+        ({"audio": {"output": {"voice": "nova"}}}, "session.audio.output.voice"),  # a TTS voice, not realtime
+        ({"audio": {"output": {"voice": "marin "}}}, "session.audio.output.voice"),
+        ({"audio": {"output": {"voice": {"id": "voice_1234"}}}}, "session.audio.output.voice"),
     ],
 )
 async def test_out_of_range_update_is_refused_and_changes_nothing(
@@ -238,6 +241,14 @@ async def test_in_range_speed_is_accepted_and_used(peer: Peer) -> None:
     for speed in (0.25, 1.5, 1):
         updated = await peer.update({"audio": {"output": {"speed": speed}}})
         assert updated["session"]["audio"]["output"]["speed"] == speed
+
+
+async def test_every_realtime_voice_is_accepted(peer: Peer) -> None:
+    from fastvoice.realtime.config import VOICES
+
+    for voice in VOICES:
+        updated = await peer.update({"audio": {"output": {"voice": voice}}})
+        assert updated["session"]["audio"]["output"]["voice"] == voice
 
 
 async def test_response_create_max_output_tokens_is_checked(peer: Peer) -> None:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from fastvoice.realtime.config import VOICES
 from fastvoice.serve.events import ClientEventError
 
 __all__ = ["check_response_params", "check_session_update"]
@@ -42,12 +43,26 @@ def _sub(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _voice(value: Any, event_id: str | None) -> None:
+    # The schema allows any string or {"id": ...}; only the built-in voices have an offline voice.
+    if value is None or value in VOICES:
+        return
+    what = "custom voices are not available offline" if isinstance(value, Mapping) else f"{value!r}"[:200]
+    raise ClientEventError(
+        "invalid_value",
+        f"Invalid 'session.audio.output.voice': {what}. Expected one of {', '.join(VOICES)}.",
+        "session.audio.output.voice",
+        event_id,
+    )
+
+
 def check_session_update(update: Mapping[str, Any], event_id: str | None) -> None:
     """Raise :class:`ClientEventError` naming the param if ``session.update``'s ``update`` (already
     schema-valid) holds a value out of range."""
     audio = _sub(update, "audio")
     out = _sub(audio, "output")
     _number(out.get("speed"), *SPEED_RANGE, "session.audio.output.speed", event_id)
+    _voice(out.get("voice"), event_id)
     td = _sub(_sub(audio, "input"), "turn_detection")
     vad = "session.audio.input.turn_detection."
     if td.get("type") == "server_vad":
