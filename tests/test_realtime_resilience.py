@@ -249,6 +249,37 @@ async def test_native_mic_pump_survives_a_reset_with_no_byte_lost() -> None:
         assert server.invalid_frames == []
 
 
+async def test_native_mic_pump_with_a_tiny_buffer_counts_exactly_what_was_lost() -> None:
+    reset = nth_append(3)
+    tiny = rt.RunConfig(reconnect=rt.ReconnectConfig(initial_delay_s=0.02, max_buffered_audio_bytes=960))
+    async with ResettingServer(reset) as server:
+        session = await start(server, config=tiny)
+        got = Collector()
+        session.subscribe(got)
+        mic = audio.RingBuffer(24000 * 5)
+        session.stream_audio_from(mic)
+        written: list[bytes] = []
+        for i in range(10):
+            written.append(chunk(i))
+        mic.write(np.frombuffer(b"".join(written), dtype="<i2"))
+        await until(lambda: len(server.connections[0].input_audio) == 10 * 960)
+        await session.commit_audio()
+        await got.wait(ev.RealtimeHistoryUpdatedEvent)
+        reset.arm()  # type: ignore[attr-defined]
+        for i in range(10, 20):  # one write: the pump sends it in one tick, more than the buffer holds
+            written.append(chunk(i))
+        mic.write(np.frombuffer(b"".join(written[10:]), dtype="<i2"))
+        await got.wait(ev.RealtimeConnectionEvent, status="connected", attempt=1)
+        await session.commit_audio()
+        await server.wait_for("input_audio_buffer.commit")
+        await server.wait_for("input_audio_buffer.commit")
+        everything, arrived = b"".join(written), after_reset(server)
+        missing = len(everything) - len(arrived)
+        assert missing > 0 and session.dropped_audio_bytes == missing
+        assert arrived == everything[: 10 * 960] + everything[10 * 960 + missing :]
+        await session.stop()
+
+
 # ---- item 5: received audio counted the same by both playback paths
 
 

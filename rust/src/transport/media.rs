@@ -473,3 +473,23 @@ impl InputPump {
         total
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Retained;
+
+    #[test]
+    fn retained_keeps_the_newest_chunks_and_counts_the_rest_exactly() {
+        let mut r = Retained::default();
+        r.push(&[1, 2]); // not kept: retention is off
+        assert_eq!(r.take(), (vec![], 0));
+        r.limit = Some(5);
+        r.push(&[1, 2]);
+        r.push(&[3, 4]);
+        r.push(&[5, 6]); // 6 > 5: the oldest chunk goes, whole
+        assert_eq!(r.take(), (vec![3, 4, 5, 6], 2));
+        assert_eq!(r.take(), (vec![], 0)); // both reset by a take
+        r.push(&[7; 9]); // a chunk over the limit on its own is not kept either
+        assert_eq!(r.take(), (vec![], 9));
+    }
+}
