@@ -141,6 +141,26 @@ async def test_unsafe_messages_in_flight_are_reported_lost() -> None:
         assert server.invalid_frames == []
 
 
+async def test_response_request_held_behind_the_lost_response_is_made_again() -> None:
+    async with FakeRealtimeServer() as server:
+        long = ScriptedResponse(audio=[pcm(20)] * 200, delta_interval_s=0.005)
+        server.on_response_create([long, ScriptedResponse(text="Second.")])
+        session = await start(server, config=FAST)
+        got = Collector()
+        session.subscribe(got)
+        await session.send_message("first")
+        await got.wait(ev.RealtimeAudioEvent)
+        await session.send_message("second")  # held: a response is active (sent when it is done)
+        await server.wait_for("conversation.item.create")
+        await server.wait_for("conversation.item.create")
+        await server.drop()  # the active response dies with the connection; the held request must not
+        await got.wait(ev.RealtimeConnectionEvent, status="connected", attempt=1)
+        await got.wait(ev.RealtimeTranscriptEvent, is_final=True, text="Second.")
+        second = [f.data["type"] for f in server.received if f.connection == 1 and f.data]
+        assert second.count("response.create") == 1
+        await session.stop()
+
+
 # ---- item 3: input audio across a reset
 
 

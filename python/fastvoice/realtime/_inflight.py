@@ -153,6 +153,8 @@ class Unacked:
 
     def add_pending(self, frame: dict[str, Any]) -> None:
         """An untracked event (e.g. a raw append) that could not be sent now: send it after the reconnect."""
+        if not self.enabled:
+            return
         self._seq += 1
         self._frames.append((self._seq, frame, False))
 

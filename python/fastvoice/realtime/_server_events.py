@@ -422,7 +422,8 @@ class ServerEvents:
 
     def _reset_after_reconnect(self) -> None:
         self._response_active = False
-        self._resume_create = self._create_pending  # asked for while the lost response was active
+        # Asked for while the lost response was active: requested again once reconnected.
+        self._resume_create = self._resume_create or self._create_pending
         self._create_sent = False
         self._create_pending = False
         self._cancel_sent = False
