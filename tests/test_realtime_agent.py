@@ -172,7 +172,7 @@ def test_events_are_frozen_slotted_and_validated() -> None:
         case ev.RealtimeHandoffEvent(to_agent=target):
             assert target is b
     types = {cls.type for cls in ev.RealtimeEvent.__args__}  # type: ignore[attr-defined]
-    assert len(types) == 17
+    assert len(types) == 19
 
 
 def test_history_items_from_server_items() -> None:

@@ -215,6 +215,7 @@ async def test_tool_output_is_sent_at_once_while_response_active(server: FakeRea
     await session.send_tool_result("call_9", "done")
     out = await server.wait_for("conversation.item.create", timeout=1)  # the user message
     out = await server.wait_for("conversation.item.create", timeout=1)
+    assert out["item"].pop("id").startswith("fv_item_")  # a client id: its ack is recognised
     assert out["item"] == {"type": "function_call_output", "call_id": "call_9", "output": "done"}
     assert server.session is not None
     await session.stop()
@@ -264,6 +265,7 @@ async def test_function_tool_runs_in_a_task_and_session_stays_responsive(server:
     end = await got.wait(ev.RealtimeToolEndEvent)
     assert end.output == "Sunny in Oslo" and not end.is_error
     out = await server.wait_for("conversation.item.create")
+    assert out["item"].pop("id").startswith("fv_item_")  # a client id: its ack is recognised
     assert out["item"] == {"type": "function_call_output", "call_id": call_id, "output": "Sunny in Oslo"}
     await server.wait_for("response.create")
     assert [a[0] for a in attached] == ["call", "result"]
@@ -288,6 +290,7 @@ async def test_tool_error_and_unknown_tool(server: FakeRealtimeServer) -> None:
     await server.wait_idle()
     c2 = await server.call_tool("no_such_tool", {})
     out = await server.wait_for("conversation.item.create")
+    assert out["item"].pop("id").startswith("fv_item_")  # a client id: its ack is recognised
     assert out["item"] == {
         "type": "function_call_output",
         "call_id": c2,
@@ -331,6 +334,7 @@ async def test_tool_approval_approve_and_reject(server: FakeRealtimeServer) -> N
     await got.wait(ev.RealtimeToolApprovalRequiredEvent, count=2)
     await session.reject_tool_call(c2, "Not allowed.")
     out = await server.wait_for("conversation.item.create")
+    assert out["item"].pop("id").startswith("fv_item_")  # a client id: its ack is recognised
     assert out["item"] == {"type": "function_call_output", "call_id": c2, "output": "Not allowed."}
     with pytest.raises(ValueError, match="waiting for approval"):
         await session.approve_tool_call(c2)

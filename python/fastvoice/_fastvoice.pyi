@@ -380,6 +380,8 @@ class TransportConnection:
     def reset_audio_output(self) -> None: ...
     @property
     def audio_output_dropped(self) -> int: ...
+    @property
+    def audio_output_received(self) -> int: ...
     def set_audio_input(
         self,
         ring: RingBuffer | None = None,
@@ -387,11 +389,13 @@ class TransportConnection:
         sample_rate: int = 24000,
         chunk_ms: float = 20.0,
         pace: bool = False,
+        retain_bytes: int | None = None,
     ) -> None:
         """Send the ring's audio as append frames every chunk_ms from the native task; None stops."""
     def flush_audio_input(self) -> int: ...
     @property
     def audio_input_sent(self) -> int: ...
+    def take_audio_input_retained(self) -> tuple[bytes, int]: ...
 
 def transport_connect(
     url: str,

@@ -1,5 +1,6 @@
 """Input audio for a session: validation, one persistent resampler per input rate, G.711 encoding, and the
-bounded buffer that holds audio submitted while the connection is down.
+``input_audio_buffer.append`` frame for G.711 (what is kept for a reconnect is in
+:mod:`~fastvoice.realtime._inflight`).
 
 PCM sessions hand the (possibly resampled) samples straight to the transport, which builds the
 ``input_audio_buffer.append`` frame natively (base64 + JSON in Rust, floats converted with the PCM16 rule), so
@@ -9,15 +10,14 @@ a 20 ms chunk costs no Python-side encoding at all. G.711 sessions encode native
 from __future__ import annotations
 
 import base64
-import collections
 from typing import Any, TypeAlias
 
 import numpy as np
 
-from fastvoice._fastvoice import AudioFormatError, Resampler, alaw_encode, to_pcm16, ulaw_encode
+from fastvoice._fastvoice import AudioFormatError, Resampler, alaw_encode, ulaw_encode
 from fastvoice.realtime.config import AudioFormatInfo
 
-__all__ = ["AudioInput", "OutageBuffer", "Payload", "g711_append_text"]
+__all__ = ["AudioInput", "Payload", "g711_append_text"]
 
 Payload: TypeAlias = "bytes | np.ndarray[Any, Any]"
 """What goes on the wire: PCM16 bytes, an int16/float32 array (PCM sessions), or G.711 bytes."""
@@ -106,33 +106,6 @@ class AudioInput:
         if isinstance(payload, bytes):
             return len(payload)
         return len(payload) * 2
-
-
-class OutageBuffer:
-    """Input audio submitted while disconnected, bounded by bytes; the oldest audio goes first, counted."""
-
-    __slots__ = ("_chunks", "dropped_bytes", "limit", "size")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self.size = 0
-        self.dropped_bytes = 0
-
-    def add(self, payload: Payload) -> None:
-        chunk = payload if isinstance(payload, bytes) else to_pcm16(payload)
-        self._chunks.append(chunk)
-        self.size += len(chunk)
-        while self.size > self.limit and self._chunks:
-            old = self._chunks.popleft()
-            self.size -= len(old)
-            self.dropped_bytes += len(old)
-
-    def take(self) -> list[bytes]:
-        chunks = list(self._chunks)
-        self._chunks.clear()
-        self.size = 0
-        return chunks
 
 
 def g711_append_text(codes: bytes) -> str:

@@ -73,7 +73,8 @@ class PlaybackTracker:
         ``audio_events=False`` moves the routing into the transport: deltas are decoded and written into the
         ring natively as they arrive and no ``RealtimeAudioEvent`` is emitted per chunk (the other events,
         ``RealtimeAudioEndEvent`` and interruption included, are unchanged), so steady playback costs
-        Python nothing. ``session.audio_bytes_received`` and the per-chunk telemetry then stay at zero."""
+        Python nothing. ``session.audio_bytes_received`` is then counted natively (same meaning: decoded
+        bytes of every valid delta); the per-chunk ``audio_received`` telemetry is not emitted."""
         if ring is not None and not isinstance(ring, RingBuffer):
             raise TypeError(
                 f"use_ring_buffer() takes a fastvoice.audio.RingBuffer, got {type(ring).__name__}"

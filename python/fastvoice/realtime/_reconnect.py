@@ -2,9 +2,12 @@
 
 A fresh connection is a fresh server session, so after reconnecting the client re-sends the current agent's
 full ``session.update``, replays the conversation's text history (``conversation.item.create`` with the
-original item ids, so the history does not fork), then sends the frames and the input audio that the
-application submitted during the outage (the audio is bounded by ``ReconnectConfig.max_buffered_audio_bytes``;
-overflow drops the oldest audio and is counted in ``session.dropped_audio_bytes``).
+original item ids, so the history does not fork), then sends again, in their original order, every client
+message the old server had not acknowledged and the input audio it had not committed, followed by what the
+application submitted during the outage (see :mod:`~fastvoice.realtime._inflight`; the audio is bounded by
+``ReconnectConfig.max_buffered_audio_bytes``, and what did not fit is counted exactly in
+``session.dropped_audio_bytes``). A message that cannot be meaningfully re-sent (a ``response.cancel``, a
+``conversation.item.truncate``...) is reported as a ``RealtimeMessageLostEvent`` instead.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ async def recover(session: Session, exc: BaseException) -> bool:
         {"monotonic_time": time.monotonic_ns()},
         {"session_id": s.session_id, "kind": type(exc).__name__, "reason": str(exc)},
     )
+    s._take_pump_audio(s._conn)  # what the native pump sent on the dead connection
     s._conn = None
     s._reconnecting = True
     s._reset_after_reconnect()
@@ -91,9 +95,42 @@ async def _restore(s: Session, conn: transport.Connection) -> None:
         await conn.send_text(dump(frame))
     s._conn = conn
     s._reconnecting = False
-    pending, s._pending_text = s._pending_text, []
-    for frame in pending:
-        await s.send_frame(frame)
-    for chunk in s._outage.take():
-        await s._send_audio_payload(chunk)
+    lost: list[ev.RealtimeMessageLostEvent] = []
+    resent_create = False
+    # If this connection dies too, everything below goes back into the log (the send paths record it).
+    for _, entry, sent in s._unacked.take():
+        if isinstance(entry, bytes):
+            await s._send_audio_payload(entry, count=not sent)
+            continue
+        reason = _not_resendable(s, entry)
+        if reason is not None:
+            if reason:
+                lost.append(ev.RealtimeMessageLostEvent(entry["type"], entry, reason))
+            continue
+        resent_create = resent_create or entry["type"] == "response.create"
+        await s.send_frame(entry)
+    s._create_sent = resent_create
+    if s._resume_create and not resent_create:
+        s.request_response()  # one was held for the response the old connection was playing
+    s._resume_create = False
+    s.deliver(lost)
+    await s.flush()
     s._attach_media(conn)
+
+
+def _not_resendable(s: Session, frame: dict[str, Any]) -> str | None:
+    """Why ``frame`` is not sent again (``""``: its effect already holds; ``None``: it is sent)."""
+    kind = frame["type"]
+    if kind == "response.cancel":
+        return "the response it cancelled ended with the old connection"
+    if kind == "output_audio_buffer.clear":
+        return "the output audio it cleared ended with the old connection"
+    if kind == "conversation.item.truncate":
+        return "the new connection holds the conversation as text (no audio to truncate)"
+    if kind in ("conversation.item.delete", "conversation.item.retrieve"):
+        known = any(it.item_id == frame.get("item_id") for it in s._history.items())
+        if not known:
+            return (
+                "" if kind == "conversation.item.delete" else "the item does not exist on the new connection"
+            )
+    return None

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastvoice import telemetry
+from fastvoice._fastvoice import AudioFormatError
 from fastvoice.realtime import _protocol as P
 from fastvoice.realtime import events as ev
+from fastvoice.realtime._inflight import ACK_EVENTS
 
 if TYPE_CHECKING:
     import itertools
 
     from fastvoice.realtime._history import History
+    from fastvoice.realtime._inflight import Unacked
     from fastvoice.realtime._playback import PlaybackTracker
     from fastvoice.realtime._tools_runner import GuardrailRunner, ToolRunner
     from fastvoice.realtime.agent import Agent
+    from fastvoice.realtime.config import AudioFormatInfo
 
 __all__ = ["ServerEvents"]
 
@@ -44,6 +49,13 @@ def _ignore(data: dict[str, Any], out: list[Any]) -> None:
     return None
 
 
+def _item(data: dict[str, Any]) -> dict[str, Any]:
+    item = data["item"]
+    if not isinstance(item, dict):
+        raise TypeError(f"'item' is {type(item).__name__}, not an object")
+    return item
+
+
 class ServerEvents:
     """Mixed into :class:`~fastvoice.realtime.session.Session`; the attributes below are the session's."""
 
@@ -53,7 +65,7 @@ class ServerEvents:
     playback: PlaybackTracker
     tools: ToolRunner
     guardrails: GuardrailRunner
-    audio_bytes_received: int
+    _audio_rx: int
     _history: History
     _raw_events: bool
     _server_interrupts: bool
@@ -61,6 +73,9 @@ class ServerEvents:
     _response_active: bool
     _create_sent: bool
     _create_pending: bool
+    _resume_create: bool
+    _unacked: Unacked
+    _out_fmt: AudioFormatInfo
     _cancel_sent: bool
     _current_response: str | None
     _interrupted: set[str]
@@ -74,6 +89,10 @@ class ServerEvents:
         raise NotImplementedError
 
     def deliver(self, events: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _server_committed(self) -> None:
+        """The server committed the input buffer on its own (server VAD): forget the pump's kept audio."""
         raise NotImplementedError
 
     # ---- response bookkeeping
@@ -125,7 +144,7 @@ class ServerEvents:
         self, audio: bytes, item_id: str, content_index: int, response_id: str | None, out: list[Any]
     ) -> None:
         n = len(audio)
-        self.audio_bytes_received += n
+        self._audio_rx += n
         # No dicts per chunk unless a handler listens.
         if telemetry._table.get(telemetry.REALTIME_AUDIO_RECEIVED):
             telemetry.execute(telemetry.REALTIME_AUDIO_RECEIVED, {"bytes": n}, self._meta)
@@ -142,21 +161,30 @@ class ServerEvents:
             )
         )
 
+    def _bad_event(
+        self, kind: str | None, problem: str, out: list[Any], error: Exception | None = None
+    ) -> None:
+        """One error event (and one log line, no traceback) for a server event the session cannot use."""
+        message = f"malformed {kind} event from the server: {problem}" if kind else problem
+        logger.warning("fastvoice session %s: %s", self.session_id, message)
+        out.append(ev.RealtimeErrorEvent(error=error or ev.ServerEventError(message, kind)))
+
     def _on_text(self, text: str, out: list[Any]) -> None:
         try:
             data = _loads(text)
         except ValueError as exc:
-            logger.debug("fastvoice session %s: malformed JSON from server", self.session_id)
-            out.append(ev.RealtimeErrorEvent(error=ValueError(f"malformed JSON from server: {exc}")))
+            self._bad_event(None, f"malformed JSON from the server: {str(exc)[:200]}", out)
             return
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            out.append(ev.RealtimeErrorEvent(error=ValueError("server event without a type")))
+            self._bad_event(None, "a server event without a string 'type'", out)
             return
         kind = data["type"]
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("fastvoice session %s: recv %s", self.session_id, kind)
         if self._raw_events:
             out.append(ev.RealtimeRawModelEvent(data=data))
+        if kind in ACK_EVENTS and self._unacked.ack(kind, data):
+            self._server_committed()
         handler = self._handlers.get(kind)
         if handler is None:
             if not self._raw_events:
@@ -164,8 +192,9 @@ class ServerEvents:
             return
         try:
             handler(data, out)
-        except (KeyError, TypeError, ValueError) as exc:
-            out.append(ev.RealtimeErrorEvent(error=ValueError(f"unexpected shape of {kind} event: {exc!r}")))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # A field missing, null or of the wrong type: report it, keep the session going.
+            self._bad_event(kind, f"{type(exc).__name__}: {exc}", out)
 
     def _handler_table(self) -> dict[str, Callable[[dict[str, Any], list[Any]], None]]:
         table: dict[str, Callable[[dict[str, Any], list[Any]], None]] = {
@@ -235,23 +264,37 @@ class ServerEvents:
         out.append(ev.RealtimeErrorEvent(error=error))
 
     def _on_response_created(self, data: dict[str, Any], out: list[Any]) -> None:
+        rid = data["response"]["id"]
+        if not isinstance(rid, str):
+            raise TypeError(f"response.id must be a string, got {type(rid).__name__}")
         self._response_active = True
         self._create_sent = False
         self._cancel_sent = False
-        self._current_response = data["response"]["id"]
+        self._current_response = rid
         self.set_state("thinking", out)
         out.append(ev.RealtimeAgentStartEvent(agent=self.agent))
 
     def _on_response_done(self, data: dict[str, Any], out: list[Any]) -> None:
+        response = data.get("response")
+        bad = (
+            None if isinstance(response, dict) else f"'response' is {type(response).__name__}, not an object"
+        )
+        response = response if isinstance(response, dict) else {}
+        output = response.get("output") or ()
+        if not isinstance(output, list | tuple):
+            bad, output = f"'response.output' is {type(output).__name__}, not a list", ()
+        # The response is over either way: end it, so the session goes on (and report what was wrong).
         self._response_active = False
         self._cancel_sent = False
-        rid = data["response"].get("id")
+        rid = response.get("id")
         self._current_response = None
         self._interrupted.discard(rid)
         self._flush_history(out)
         out.append(ev.RealtimeAgentEndEvent(agent=self.agent))
-        for item in data["response"].get("output") or ():
-            if item.get("type") == "function_call":
+        if bad is not None:
+            self._bad_event("response.done", bad, out)
+        for item in output:
+            if isinstance(item, dict) and item.get("type") == "function_call":
                 self.tools.on_function_call(item, out)
         if self._create_pending:
             self._create_pending = False
@@ -281,9 +324,24 @@ class ServerEvents:
         self.set_state("idle")
 
     def _on_audio_json(self, data: dict[str, Any], out: list[Any]) -> None:
-        # Deltas the native parser did not take (e.g. an odd-length G.711 chunk) come here.
-        audio = base64.b64decode(data["delta"])
-        self._on_audio(audio, data["item_id"], data.get("content_index", 0), data.get("response_id"), out)
+        # Deltas the native parser did not take (malformed ones, an odd-length G.711 chunk) come here: decode
+        # strictly, so a bad delta is an error event, never a few bytes of garbage audio.
+        kind = data["type"]
+        delta = data["delta"]
+        item_id = data["item_id"]
+        if not isinstance(delta, str) or not isinstance(item_id, str):
+            raise TypeError("'delta' and 'item_id' must be strings")
+        try:
+            audio = base64.b64decode(delta, validate=True)
+        except (binascii.Error, ValueError):
+            msg = f"{kind}: the delta is not valid base64 ({len(delta)} characters)"
+            self._bad_event(kind, "invalid base64 audio", out, AudioFormatError(msg))
+            return
+        if self._out_fmt.bytes_per_sample == 2 and len(audio) % 2:
+            msg = f"{kind}: the delta decodes to {len(audio)} bytes, not whole PCM16 samples"
+            self._bad_event(kind, "odd-length PCM16 audio", out, AudioFormatError(msg))
+            return
+        self._on_audio(audio, item_id, data.get("content_index", 0), data.get("response_id"), out)
 
     def _on_audio_done(self, data: dict[str, Any], out: list[Any]) -> None:
         if data.get("response_id") in self._interrupted:
@@ -321,16 +379,16 @@ class ServerEvents:
             self.guardrails.on_done(rid, text)
 
     def _on_output_item_done(self, data: dict[str, Any], out: list[Any]) -> None:
-        item = data["item"]
+        item = _item(data)
         self._history.upsert(item, None)
         if item.get("type") == "function_call":
             self.tools.on_function_call(item, out)
 
     def _on_item_added(self, data: dict[str, Any], out: list[Any]) -> None:
-        self._history.upsert(data["item"], data.get("previous_item_id"))
+        self._history.upsert(_item(data), data.get("previous_item_id"))
 
     def _on_item_done(self, data: dict[str, Any], out: list[Any]) -> None:
-        self._history.upsert(data["item"], None)
+        self._history.upsert(_item(data), None)
 
     def _on_item_deleted(self, data: dict[str, Any], out: list[Any]) -> None:
         self._history.delete(data["item_id"])
@@ -364,6 +422,8 @@ class ServerEvents:
 
     def _reset_after_reconnect(self) -> None:
         self._response_active = False
+        # Asked for while the lost response was active: requested again once reconnected.
+        self._resume_create = self._resume_create or self._create_pending
         self._create_sent = False
         self._create_pending = False
         self._cancel_sent = False

@@ -379,8 +379,10 @@ class ReconnectConfig:
     max_delay_s: float = 8.0
     multiplier: float = 2.0
     max_buffered_audio_bytes: int = 24000 * 2 * 10
-    """Input audio kept while disconnected (default 10 s of 24 kHz PCM16); older audio beyond it is dropped
-    and counted."""
+    """Input audio kept for a reconnect (default 10 s of 24 kHz PCM16): what the server has not committed yet
+    plus what is sent while disconnected, re-sent to the new server session. Older audio beyond it is dropped
+    and, if a reconnect needed it, counted exactly in ``session.dropped_audio_bytes``. The native
+    ``stream_audio_from`` pump keeps up to the same amount of its own."""
 
     def __post_init__(self) -> None:
         _check_non_negative_int("reconnect.max_attempts", self.max_attempts)

@@ -30,15 +30,18 @@ __all__ = [
     "RealtimeConnectionEvent",
     "RealtimeErrorEvent",
     "RealtimeEvent",
+    "RealtimeEventsDroppedEvent",
     "RealtimeGuardrailTrippedEvent",
     "RealtimeHandoffEvent",
     "RealtimeHistoryUpdatedEvent",
+    "RealtimeMessageLostEvent",
     "RealtimeRawModelEvent",
     "RealtimeToolApprovalRequiredEvent",
     "RealtimeToolCallEvent",
     "RealtimeToolEndEvent",
     "RealtimeToolStartEvent",
     "RealtimeTranscriptEvent",
+    "ServerEventError",
     "SystemMessageItem",
     "UserMessageItem",
     "history_item_from_server",
@@ -237,6 +240,43 @@ class RealtimeErrorEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeMessageLostEvent:
+    """A client message the server never acknowledged was not re-sent after a reconnect, because doing so
+    would be unsafe or meaningless on the new connection (e.g. a ``response.cancel`` for a response that ended
+    with the old connection, a ``conversation.item.truncate`` of audio the new session never had).
+
+    ``event`` is the client event exactly as it was sent; ``reason`` says why it was not re-sent. Every
+    other unacknowledged message is re-sent, so with this event nothing is lost silently."""
+
+    type: ClassVar[str] = "message_lost"
+    event_type: str
+    event: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeEventsDroppedEvent:
+    """This subscriber (or the ``async for`` stream) fell behind: ``count`` events were dropped, the oldest
+    first, just before this one (``total``: all dropped for it so far). Raise the bound
+    (``subscriber_buffer`` / ``event_buffer``) or handle events faster."""
+
+    type: ClassVar[str] = "events_dropped"
+    count: int
+    total: int
+
+
+class ServerEventError(ValueError):
+    """A server event the session could not use (malformed JSON, a missing or wrongly typed field);
+    delivered inside a :class:`RealtimeErrorEvent`. ``event_type`` names the event (``None`` if it had no
+    type). Undecodable audio deltas are reported as ``fastvoice.AudioFormatError`` instead. The session goes
+    on with the next event."""
+
+    def __init__(self, message: str, event_type: str | None = None) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+
+
+@dataclass(frozen=True, slots=True)
 class RealtimeRawModelEvent:
     """Every server event, parsed, as received (also unknown ones)."""
 
@@ -261,6 +301,8 @@ RealtimeEvent: TypeAlias = (
     | RealtimeGuardrailTrippedEvent
     | RealtimeConnectionEvent
     | RealtimeErrorEvent
+    | RealtimeMessageLostEvent
+    | RealtimeEventsDroppedEvent
     | RealtimeRawModelEvent
 )
 

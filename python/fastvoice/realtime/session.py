@@ -7,7 +7,8 @@ subscribers at once; frames the handlers want to send are queued and flushed aft
 server imposes live in the handlers: ``response.create`` is held while a response is active and coalesced;
 interruption truncates at what was heard (:class:`~fastvoice.realtime._playback.PlaybackTracker`); tools and
 handoffs are in :mod:`~fastvoice.realtime._tools_runner`, reconnection in
-:mod:`~fastvoice.realtime._reconnect`.
+:mod:`~fastvoice.realtime._reconnect` (what it re-sends in :mod:`~fastvoice.realtime._inflight`), audio in
+:mod:`~fastvoice.realtime._session_audio`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from fastvoice import telemetry, transport
 from fastvoice._fastvoice import AudioDelta, RingBuffer
 from fastvoice.realtime import _protocol as P
 from fastvoice.realtime import events as ev
-from fastvoice.realtime._audio_in import AudioInput, OutageBuffer, Payload, g711_append_text
-from fastvoice.realtime._fanout import EventStream, Fanout, Subscriber
+from fastvoice.realtime._audio_in import AudioInput
+from fastvoice.realtime._fanout import DEFAULT_SUBSCRIBER_BUFFER, EventStream, Fanout, Subscriber
 from fastvoice.realtime._history import History
+from fastvoice.realtime._inflight import TRACKED, Unacked
 from fastvoice.realtime._playback import PlaybackTracker
 from fastvoice.realtime._server_events import ServerEvents
+from fastvoice.realtime._session_audio import SessionAudio, SessionClosedError
 from fastvoice.realtime._tools_runner import GuardrailRunner, ToolRunner, tool_output_text
 from fastvoice.realtime.agent import Agent
 from fastvoice.realtime.auth import require_api_key
@@ -42,8 +45,12 @@ OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 _ids = itertools.count(1)
 
 
-class SessionClosedError(RuntimeError):
-    """The session was stopped (or lost its connection for good); it cannot send any more."""
+def _display_url(url: str) -> str:
+    """``url`` without what may carry secrets: the query (``?api-key=``), fragment and user info."""
+    base = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = base.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
 
 
 def _session_url(url: str | None, model: str) -> str:
@@ -53,7 +60,7 @@ def _session_url(url: str | None, model: str) -> str:
     return f"{base}{'&' if '?' in base else '?'}model={model}"
 
 
-class Session(ServerEvents):
+class Session(SessionAudio, ServerEvents):
     """A Realtime conversation. Create with :func:`start_session` (or ``async with`` on it)."""
 
     def __init__(
@@ -68,6 +75,7 @@ class Session(ServerEvents):
         event_buffer: int = 4096,
         connect_kwargs: dict[str, Any] | None = None,
         ready_timeout: float | None = 10.0,
+        subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER,
     ) -> None:
         if not isinstance(agent, Agent):
             raise TypeError(f"start_session needs a fastvoice.realtime.Agent, got {type(agent).__name__}")
@@ -89,7 +97,14 @@ class Session(ServerEvents):
         td = settings.turn_detection
         self._server_interrupts = td is not None and td.interrupt_response is not False
         self._raw_events = raw_events
+        if (
+            isinstance(subscriber_buffer, bool)
+            or not isinstance(subscriber_buffer, int)
+            or subscriber_buffer < 1
+        ):
+            raise ValueError(f"subscriber_buffer must be a positive int, got {subscriber_buffer!r}")
         self._fanout = Fanout()
+        self._subscriber_buffer = subscriber_buffer
         self._stream = EventStream(event_buffer)
         self._fanout.add_stream(self._stream)
         self._stream_attached = True
@@ -98,14 +113,14 @@ class Session(ServerEvents):
         self.playback._on_change = self._apply_output
         self._mic: tuple[RingBuffer, float, bool] | None = None  # stream_audio_from(ring, chunk_ms, pace)
         self._audio_in = AudioInput(self._in_fmt)
-        self._outage = OutageBuffer(self.reconnect_config.max_buffered_audio_bytes)
+        rc = self.reconnect_config
+        self._unacked = Unacked(rc.max_buffered_audio_bytes, enabled=rc.enabled)
         self._history = History()
         self.tools = ToolRunner(self)
         self.guardrails = GuardrailRunner(self, self.config.guardrail_debounce_chars)
         self._conn: transport.Connection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._outbox: list[dict[str, Any]] = []
-        self._pending_text: list[dict[str, Any]] = []  # user frames sent while reconnecting
         self._closed = False
         self._reconnecting = False
         self.state: ev.AgentState = "idle"
@@ -113,6 +128,7 @@ class Session(ServerEvents):
         self._response_active = False
         self._create_sent = False
         self._create_pending = False
+        self._resume_create = False
         self._cancel_sent = False
         self._current_response: str | None = None
         self._interrupted: set[str] = set()  # responses whose deltas are dropped
@@ -120,7 +136,9 @@ class Session(ServerEvents):
         self._started_ns = 0
         self._span: Any = None
         self.audio_bytes_sent = 0
-        self.audio_bytes_received = 0
+        self._audio_rx = 0  # bytes of the deltas handled in Python
+        self._native_rx = 0  # bytes the native sinks of earlier connections decoded
+        self._rx_conn: transport.Connection | None = None  # the connection whose native count is live
         self.reconnects = 0
         self._handlers = self._handler_table()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -166,6 +184,13 @@ class Session(ServerEvents):
             # response already uses the agent's voice and tools (and a refused config fails here, clearly).
             try:
                 await asyncio.wait_for(asyncio.shield(self._ready), self._ready_timeout or None)
+            except TimeoutError:
+                await self.stop()
+                raise TimeoutError(
+                    f"session {self.session_id}: no session.updated from {_display_url(self._url)} within "
+                    f"{self._ready_timeout:g} s of sending session.update (the server did not acknowledge "
+                    "the configuration; raise ready_timeout, or pass ready_timeout=None not to wait)"
+                ) from None
             except BaseException:
                 await self.stop()
                 raise
@@ -196,6 +221,7 @@ class Session(ServerEvents):
             except (TimeoutError, transport.TransportError):
                 pass
         self._finish("stopped")
+        await self._fanout.drain()  # no subscriber pump task outlives the session
 
     def _finish(self, reason: str) -> None:
         """Common end of a session (stopped, or the connection lost for good)."""
@@ -213,7 +239,7 @@ class Session(ServerEvents):
                 "audio_bytes_sent": self.audio_bytes_sent,
                 "audio_bytes_received": self.audio_bytes_received,
                 "reconnects": self.reconnects,
-                "dropped_audio_bytes": self._outage.dropped_bytes,
+                "dropped_audio_bytes": self._unacked.dropped_bytes,
             },
             {"session_id": self.session_id, "agent": self.agent.name, "reason": reason},
         )
@@ -233,11 +259,6 @@ class Session(ServerEvents):
     @property
     def connected(self) -> bool:
         return self._conn is not None and not self._reconnecting and not self._closed
-
-    @property
-    def dropped_audio_bytes(self) -> int:
-        """Input audio lost because the outage buffer overflowed while reconnecting."""
-        return self._outage.dropped_bytes
 
     @property
     def history(self) -> tuple[ev.HistoryItem, ...]:
@@ -262,9 +283,14 @@ class Session(ServerEvents):
     # ---- subscribers
     # ----------------------------------------------------------------------------------------------
 
-    def subscribe(self, handler: Subscriber) -> None:
+    def subscribe(self, handler: Subscriber, *, buffer: int | None = None) -> None:
         """Deliver every later event to ``handler``: a sync or async callable of one event, or an
         ``asyncio.Queue``. Subscribing the same handler again does nothing.
+
+        An async handler runs in its own task with a backlog of at most ``buffer`` events (default: the
+        session's ``subscriber_buffer``, 4096); a queue is bounded by its own ``maxsize``. When a slow handler
+        falls behind, the oldest events are dropped and it receives a ``RealtimeEventsDroppedEvent`` with the
+        count where the gap is. :meth:`subscriber_backlog` tells how far behind it is.
 
         An application that subscribes before it ever iterates the session uses subscribers, so the session
         stops keeping a backlog for ``async for`` (which would otherwise hold up to ``event_buffer`` events,
@@ -274,7 +300,11 @@ class Session(ServerEvents):
             self._fanout.remove_stream(self._stream)
             self._stream = EventStream(self._stream.maxlen)
             self._stream_attached = False
-        self._fanout.subscribe(handler)
+        self._fanout.subscribe(handler, self._subscriber_buffer if buffer is None else buffer)
+
+    def subscriber_backlog(self, handler: Subscriber) -> int:
+        """Events delivered to ``handler`` that it has not handled yet (at most its ``buffer``)."""
+        return self._fanout.backlog(handler)
 
     def unsubscribe(self, handler: Subscriber) -> None:
         """Stop delivering to ``handler`` (unknown handlers are ignored)."""
@@ -296,13 +326,24 @@ class Session(ServerEvents):
         if events:
             self._fanout.deliver(events)
 
+    def _server_committed(self) -> None:
+        self._take_pump_audio(self._conn, keep=False)
+
     # ---- sending
     # ------------------------------------------------------------------------------------------------
 
     async def _send_json(self, event: dict[str, Any]) -> None:
+        # Recorded before sending: until the server acknowledges it, a reconnect sends it again.
+        unacked = self._unacked
+        event, untracked = unacked.add_frame(event, sent=True)
+        if untracked:
+            reason = "the server left it unacknowledged for too long; it is no longer tracked"
+            self.deliver([ev.RealtimeMessageLostEvent(f["type"], f, reason) for f in untracked])
+        tracked = unacked.enabled and event["type"] in TRACKED
         conn = self._conn
         if conn is None or self._reconnecting:
-            self._pending_text.append(event)
+            if not tracked:
+                unacked.add_pending(event)
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("fastvoice session %s: send %s", self.session_id, event["type"])
@@ -312,7 +353,8 @@ class Session(ServerEvents):
             # The reader sees the same failure and reconnects; the frame goes out after that.
             if not self.reconnect_config.enabled:
                 raise SessionClosedError(f"session {self.session_id} lost its connection") from None
-            self._pending_text.append(event)
+            if not tracked:
+                unacked.add_pending(event)
 
     async def send_frame(self, event: dict[str, Any]) -> None:
         """Send one client event now (internal; tools and public API go through here)."""
@@ -333,91 +375,6 @@ class Session(ServerEvents):
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ValueError("send_raw takes a dict with a string 'type'")
         await self._send_json(event)
-
-    async def send_audio(self, data: Any, sample_rate: int = 24000, commit: bool = False) -> None:
-        """Send microphone audio: PCM16 bytes, or a numpy int16/float32 (float64) array, mono, at any
-        ``sample_rate`` (resampled natively to the session's input rate by one persistent stream per rate;
-        encoded to G.711 when the session uses it). Raises ``AudioFormatError`` for odd-length PCM16, other
-        dtypes, multi-channel arrays or NaN samples; ``SessionClosedError`` after stop. While reconnecting the
-        audio is kept (bounded) and sent once the connection is back."""
-        self._check_open()
-        payload = self._audio_in.prepare(data, sample_rate)
-        await self._send_audio_payload(payload)
-        if commit:
-            await self.commit_audio()
-
-    async def _send_audio_payload(self, payload: Payload) -> None:
-        n = self._audio_in.wire_bytes(payload)
-        if n == 0:
-            return
-        conn = self._conn
-        if conn is None or self._reconnecting:
-            self._outage.add(payload)
-            return
-        try:
-            if isinstance(payload, bytes) and self._in_fmt.bytes_per_sample == 1:
-                await conn.send_text(g711_append_text(payload))
-            else:
-                await conn.send_audio(payload)
-        except transport.TransportError:
-            if not self.reconnect_config.enabled:
-                raise SessionClosedError(f"session {self.session_id} lost its connection") from None
-            self._outage.add(payload)
-            return
-        self.audio_bytes_sent += n
-        if telemetry._table.get(telemetry.REALTIME_AUDIO_SENT):  # no dicts per chunk unless someone listens
-            telemetry.execute(telemetry.REALTIME_AUDIO_SENT, {"bytes": n}, self._meta)
-
-    def stream_audio_from(
-        self, ring: RingBuffer | None, *, chunk_ms: float = 20.0, pace: bool = False
-    ) -> None:
-        """Send microphone audio from ``ring`` natively: every ``chunk_ms`` the connection's own task sends
-        what the ring holds as ``input_audio_buffer.append`` frames, so a live source (e.g. a sounddevice
-        callback calling ``ring.write(indata)``) costs no Python per chunk. The ring must hold samples at the
-        session's input rate (int16 or float32; G.711 sessions are encoded natively). ``pace=True`` sends at
-        most real time, for pre-recorded audio. ``None`` stops. Survives reconnects (the ring keeps what
-        arrives during an outage, under its own overflow policy)."""
-        self._check_open()
-        if ring is not None and not isinstance(ring, RingBuffer):
-            raise TypeError(
-                f"stream_audio_from() takes a fastvoice.audio.RingBuffer, got {type(ring).__name__}"
-            )
-        if not 1.0 <= chunk_ms <= 1000.0:
-            raise ValueError(f"chunk_ms must be within 1..1000, got {chunk_ms}")
-        self._mic = None if ring is None else (ring, float(chunk_ms), bool(pace))
-        if self._conn is not None and not self._reconnecting:
-            self._apply_input(self._conn)
-
-    def _attach_media(self, conn: transport.Connection) -> None:
-        """Install the native output sink and input pump on a (re)opened connection, after session.update."""
-        self._apply_output(conn)
-        self._apply_input(conn)
-
-    def _apply_output(self, conn: transport.Connection | None = None) -> None:
-        conn = conn or self._conn
-        pb = self.playback
-        pb._conn = conn
-        if conn is not None:
-            conn.set_audio_output(pb.ring_buffer if pb.native else None, self._out_fmt.ga_type)
-
-    def _apply_input(self, conn: transport.Connection) -> None:
-        if self._mic is None:
-            conn.set_audio_input(None)
-            return
-        ring, chunk_ms, pace = self._mic
-        rate = self._in_fmt.sample_rate
-        conn.set_audio_input(
-            ring, encoding=self._in_fmt.ga_type, sample_rate=rate, chunk_ms=chunk_ms, pace=pace
-        )
-
-    async def commit_audio(self) -> None:
-        """Commit the input audio buffer (push-to-talk end of turn); resampler tails are sent first."""
-        self._check_open()
-        if self._mic is not None and self._conn is not None and not self._reconnecting:
-            self._conn.flush_audio_input()  # what the microphone ring holds goes before the commit
-        for tail in self._audio_in.flush():
-            await self._send_audio_payload(tail)
-        await self._send_json(P.input_audio_buffer_commit())
 
     async def send_message(self, text: str) -> None:
         """Send a typed user message and ask for a response."""
@@ -501,15 +458,15 @@ class Session(ServerEvents):
             except transport.ConnectionClosedOK as exc:
                 if exc.code == 1001 and self.reconnect_config.enabled:  # "going away": try elsewhere/again
                     if not await recover(self, exc):
-                        return
+                        break
                     continue
                 logger.debug("fastvoice session %s: server closed (%s)", self.session_id, exc.code)
                 self._conn = None
                 self._finish(f"server closed the connection ({exc.code})")
-                return
+                break
             except Exception as exc:
                 if not await recover(self, exc):
-                    return
+                    break
                 continue
             out: list[Any] = []
             for msg in batch:
@@ -533,6 +490,7 @@ class Session(ServerEvents):
                     await self.flush()
                 except SessionClosedError:
                     pass  # the next receive reports the lost connection
+        await self._fanout.drain()  # the session ended on its own: no pump task outlives it
 
 
 async def start_session(
@@ -546,6 +504,7 @@ async def start_session(
     event_buffer: int = 4096,
     connect_kwargs: dict[str, Any] | None = None,
     ready_timeout: float | None = 10.0,
+    subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER,
 ) -> Session:
     """Connect a :class:`Session` for ``agent`` and return it (also usable as ``async with``).
 
@@ -553,7 +512,8 @@ async def start_session(
     key raises ``MissingAPIKeyError`` before connecting. ``url``: the Realtime endpoint (default OpenAI's;
     ``?model=`` is added when absent). ``reconnect``: survive a dropped WebSocket as ``config.reconnect``
     says. ``raw_events``: also deliver every JSON server event as ``RealtimeRawModelEvent`` (unknown events
-    always are; audio deltas never, they stay native). ``event_buffer``: backlog bound of ``async for``.
+    always are; audio deltas never, they stay native). ``event_buffer``: backlog bound of ``async for``;
+    ``subscriber_buffer``: that of each async subscriber (see :meth:`Session.subscribe`).
     ``connect_kwargs``: passed to :func:`fastvoice.transport.connect` (timeouts, ``ca_file``...).
     ``ready_timeout``: wait this long for the server's ``session.updated`` before returning (``None``: do not
     wait); an ``error`` in reply to the first ``session.update`` raises ``ValueError``.
@@ -568,6 +528,7 @@ async def start_session(
         event_buffer=event_buffer,
         connect_kwargs=connect_kwargs,
         ready_timeout=ready_timeout,
+        subscriber_buffer=subscriber_buffer,
     )
     return await session.start()
 

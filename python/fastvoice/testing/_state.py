@@ -34,6 +34,8 @@ class ConnectionInfo:
     query: dict[str, str]
     headers: dict[str, str]
     input_audio: bytearray = field(default_factory=bytearray)
+    committed_audio: int = 0
+    """How many bytes of ``input_audio`` (from its start) were committed by ``input_audio_buffer.commit``."""
     closed: bool = False
 
 

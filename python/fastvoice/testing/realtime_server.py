@@ -418,6 +418,7 @@ class FakeRealtimeServer:
 
     async def _on_input_audio_buffer_clear(self, conn: Conn, event: dict[str, Any]) -> None:
         conn.buffer.clear()
+        conn.info.committed_audio = len(conn.info.input_audio)  # what was cleared is not pending either
         await self._emit(conn, {"type": "input_audio_buffer.cleared"})
 
     async def _on_input_audio_buffer_commit(self, conn: Conn, event: dict[str, Any]) -> None:
@@ -429,6 +430,7 @@ class FakeRealtimeServer:
             )
             await self._error(conn, "input_audio_buffer_commit_empty", msg, event.get("event_id"))
             return
+        conn.info.committed_audio = len(conn.info.input_audio)
         conn.buffer.clear()
         item_id = self._ids("item")
         item: dict[str, Any] = {

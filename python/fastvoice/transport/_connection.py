@@ -121,12 +121,14 @@ class Connection:
         sample_rate: int = 24000,
         chunk_ms: float = 20.0,
         pace: bool = False,
+        retain_bytes: int | None = None,
     ) -> None:
         """Send what ``ring`` holds (samples at ``sample_rate``) as ``input_audio_buffer.append`` frames
         of at most ``chunk_ms``, every ``chunk_ms``, from the connection's native task: everything
         available at each tick, or with ``pace=True`` at most real time (for pre-recorded audio).
-        ``None`` stops."""
-        self._native.set_audio_input(ring, encoding, sample_rate, chunk_ms, pace)
+        ``None`` stops. ``retain_bytes``: also keep up to that many bytes of what was sent (oldest
+        dropped first, counted) for `take_audio_input_retained`, so it can be re-sent elsewhere."""
+        self._native.set_audio_input(ring, encoding, sample_rate, chunk_ms, pace, retain_bytes)
 
     def flush_audio_input(self) -> int:
         """Queue everything the input ring holds now, ahead of anything sent later (e.g. a commit);
@@ -142,6 +144,17 @@ class Connection:
     def audio_output_dropped(self) -> int:
         """Bytes of output audio not written to the ring (interrupted responses, ring overflow)."""
         return self._native.audio_output_dropped
+
+    @property
+    def audio_output_received(self) -> int:
+        """Bytes of output audio the native sink decoded on this connection (written to the ring, dropped as
+        interrupted or refused by the ring; invalid deltas, delivered as text, are not counted)."""
+        return self._native.audio_output_received
+
+    def take_audio_input_retained(self) -> tuple[bytes, int]:
+        """``(audio, evicted)``: the wire audio the input pump sent since the last call (kept under
+        ``set_audio_input(retain_bytes=...)``) and how many bytes did not fit; both are reset."""
+        return self._native.take_audio_input_retained()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with `code` and `reason`; returns when the closing handshake is over (bounded by

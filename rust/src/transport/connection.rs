@@ -20,7 +20,7 @@ use super::bridge::{next_id, End, Incoming, Limits, LoopSignal, Offered, Shared,
 use super::connect::{self, ConnectArgs, ConnectFailure};
 use super::driver::{with_driver, write_now, Driver, DriverCell, DriverTask, Timing};
 use super::errors::{closed_error, connect_error, end_error, too_big};
-use super::media::{Codec, InputPump, ItemState, OutputSink, PumpSettings};
+use super::media::{Codec, InputPump, ItemState, OutputSink, PumpSettings, Retained};
 use super::runtime;
 use crate::buffer::{new_bytes_with, AudioBuffer, DETACH_THRESHOLD_BYTES};
 use crate::ring::RingBuffer;
@@ -268,6 +268,10 @@ pub struct NativeConnection {
     sink: Mutex<Option<Arc<OutputSink>>>,
     /// Samples sent by input pumps over the connection's life.
     input_sent: Arc<AtomicU64>,
+    /// Input audio the pumps sent and the session has not taken yet.
+    input_retained: Arc<Mutex<Retained>>,
+    /// Output audio bytes decoded by the sinks over the connection's life.
+    output_received: Arc<AtomicU64>,
 }
 
 /// `(item_id, content_index, response_id, received_bytes, ring_start)`.
@@ -299,6 +303,8 @@ impl NativeConnection {
             scratch: Mutex::new(Vec::with_capacity(64)),
             sink: Mutex::new(None),
             input_sent: Arc::new(AtomicU64::new(0)),
+            input_retained: Arc::new(Mutex::new(Retained::default())),
+            output_received: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -451,7 +457,8 @@ impl NativeConnection {
         encoding: &str,
     ) -> PyResult<()> {
         let codec = codec(encoding)?;
-        let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec)));
+        let received = &self.output_received;
+        let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec, received.clone())));
         *lock(&self.sink) = sink.clone();
         // Never wait for the driver lock holding the GIL: its holder may need
         // the GIL (the call_soon wake-up mode calls Python from the worker).
@@ -482,9 +489,19 @@ impl NativeConnection {
         self.output_sink().map_or(0, |s| s.dropped_bytes())
     }
 
+    /// Wire bytes of output audio the sinks decoded over the connection's life
+    /// (written, interrupted or refused by the ring; invalid deltas excluded).
+    #[getter]
+    fn audio_output_received(&self) -> u64 {
+        self.output_received.load(Ordering::Relaxed)
+    }
+
     /// Send what `ring` holds as append frames every `chunk_ms` from the
     /// connection's task (`pace`: at most real time); `None` stops.
-    #[pyo3(signature = (ring = None, encoding = "pcm16", sample_rate = 24000, chunk_ms = 20.0, pace = false))]
+    /// `retain_bytes`: keep up to that many wire bytes of what was sent, for
+    /// `take_audio_input_retained` (`None`: keep nothing).
+    #[pyo3(signature = (ring = None, encoding = "pcm16", sample_rate = 24000, chunk_ms = 20.0, pace = false, retain_bytes = None))]
+    #[allow(clippy::too_many_arguments)]
     fn set_audio_input(
         &self,
         py: Python<'_>,
@@ -493,6 +510,7 @@ impl NativeConnection {
         sample_rate: u32,
         chunk_ms: f64,
         pace: bool,
+        retain_bytes: Option<usize>,
     ) -> PyResult<()> {
         let codec = codec(encoding)?;
         if !(1000..=384_000).contains(&sample_rate) {
@@ -514,8 +532,9 @@ impl NativeConnection {
                 interval: Duration::from_secs_f64(chunk_ms / 1000.0),
                 pace,
             };
-            InputPump::new(r, cfg, self.input_sent.clone())
+            InputPump::new(r, cfg, self.input_sent.clone(), self.input_retained.clone())
         });
+        lock(&self.input_retained).limit = retain_bytes;
         py.detach(|| with_driver(&self.driver, |d| d.set_pump(pump)));
         self.shared.driver.wake();
         Ok(())
@@ -537,6 +556,13 @@ impl NativeConnection {
     #[getter]
     fn audio_input_sent(&self) -> u64 {
         self.input_sent.load(Ordering::Relaxed)
+    }
+
+    /// `(audio, evicted)`: the wire audio the pump sent since the last call
+    /// (kept under `retain_bytes`), and the bytes that did not fit; both reset.
+    fn take_audio_input_retained<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
+        let (audio, evicted) = lock(&self.input_retained).take();
+        (PyBytes::new(py, &audio), evicted)
     }
 
     /// Start the closing handshake (idempotent).

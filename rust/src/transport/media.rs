@@ -93,6 +93,10 @@ pub struct OutputSink {
     ring: Py<RingBuffer>,
     codec: Codec,
     inner: Mutex<SinkInner>,
+    /// Wire bytes of every delta this sink decoded (routed, interrupted or
+    /// refused by the ring): the same count the Python path keeps in
+    /// `session.audio_bytes_received`. Shared by the connection's sinks.
+    received: Arc<AtomicU64>,
 }
 
 fn same(t: &Text<'_>, s: &str) -> bool {
@@ -104,11 +108,12 @@ fn same(t: &Text<'_>, s: &str) -> bool {
 }
 
 impl OutputSink {
-    pub fn new(ring: Py<RingBuffer>, codec: Codec) -> Self {
+    pub fn new(ring: Py<RingBuffer>, codec: Codec, received: Arc<AtomicU64>) -> Self {
         OutputSink {
             ring,
             codec,
             inner: Mutex::new(SinkInner::default()),
+            received,
         }
     }
 
@@ -124,19 +129,23 @@ impl OutputSink {
         };
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
-        if inner.discard.iter().any(|r| same(&raw.response_id, r)) {
-            inner.dropped_bytes += raw.delta.len() as u64 * 3 / 4;
-            return Route::Taken;
-        }
+        // Decoded before the discard check, so interrupted deltas are counted
+        // exactly (as the Python path counts them) and invalid ones not at all.
         if wire::decode_payload_into(raw.delta, &mut inner.bytes, &mut inner.tmp).is_err() {
             return Route::NotAudio;
+        }
+        if self.codec == Codec::Pcm16 && !inner.bytes.len().is_multiple_of(2) {
+            return Route::NotAudio;
+        }
+        let n = inner.bytes.len() as u64;
+        if inner.discard.iter().any(|r| same(&raw.response_id, r)) {
+            inner.dropped_bytes += n;
+            self.received.fetch_add(n, Ordering::Relaxed);
+            return Route::Taken;
         }
         inner.pcm.clear();
         match self.codec {
             Codec::Pcm16 => {
-                if !inner.bytes.len().is_multiple_of(2) {
-                    return Route::NotAudio;
-                }
                 let samples = inner.bytes.chunks_exact(2);
                 inner
                     .pcm
@@ -164,8 +173,9 @@ impl OutputSink {
             }
         };
         if let Some(cur) = inner.current.as_mut() {
-            cur.received_bytes += inner.bytes.len() as u64;
+            cur.received_bytes += n;
         }
+        self.received.fetch_add(n, Ordering::Relaxed);
         let stored = self.ring().push_i16(&inner.pcm);
         if stored < inner.pcm.len() {
             // Refused by the ring's policy; counted in wire bytes like the rest.
@@ -212,8 +222,8 @@ impl OutputSink {
         lock(&self.inner).current = None;
     }
 
-    /// Wire bytes of audio not written: deltas of interrupted responses (about:
-    /// from their base64 length) and samples the ring's policy refused.
+    /// Wire bytes of audio not written: deltas of interrupted responses and
+    /// samples the ring's policy refused.
     pub fn dropped_bytes(&self) -> u64 {
         lock(&self.inner).dropped_bytes
     }
@@ -243,6 +253,46 @@ fn start_item(raw: &RawDelta<'_>, ring_start: u64) -> Option<(ItemState, AudioPa
         pcm: Vec::new(),
     };
     Some((state, parts))
+}
+
+/// Input audio the pump sent since the session last took it: what a server
+/// that dies before committing never got, re-sent after a reconnect. Bounded
+/// by `limit` wire bytes (`None`: not kept); whole chunks go oldest first and
+/// are counted in `evicted`, so a session knows exactly what it lost.
+#[derive(Default)]
+pub struct Retained {
+    pub limit: Option<usize>,
+    chunks: VecDeque<Vec<u8>>,
+    size: usize,
+    evicted: u64,
+}
+
+impl Retained {
+    fn push(&mut self, bytes: &[u8]) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        self.chunks.push_back(bytes.to_vec());
+        self.size += bytes.len();
+        while self.size > limit {
+            let Some(old) = self.chunks.pop_front() else {
+                break;
+            };
+            self.size -= old.len();
+            self.evicted += old.len() as u64;
+        }
+    }
+
+    /// Everything kept (in order) and the bytes evicted since the last take;
+    /// both are reset.
+    pub fn take(&mut self) -> (Vec<u8>, u64) {
+        let mut out = Vec::with_capacity(self.size);
+        for c in self.chunks.drain(..) {
+            out.extend_from_slice(&c);
+        }
+        self.size = 0;
+        (out, std::mem::take(&mut self.evicted))
+    }
 }
 
 /// How early a pump accepts its tick (timers are rounded to milliseconds).
@@ -276,10 +326,16 @@ pub struct InputPump {
     /// offered again first (its samples already left the ring).
     pending: Option<(Message, usize, usize)>,
     sent: Arc<AtomicU64>,
+    retained: Arc<Mutex<Retained>>,
 }
 
 impl InputPump {
-    pub fn new(ring: Py<RingBuffer>, cfg: PumpSettings, sent: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        ring: Py<RingBuffer>,
+        cfg: PumpSettings,
+        sent: Arc<AtomicU64>,
+        retained: Arc<Mutex<Retained>>,
+    ) -> Self {
         let now = Instant::now();
         InputPump {
             ring,
@@ -293,6 +349,7 @@ impl InputPump {
             pending: None,
             cfg,
             sent,
+            retained,
         }
     }
 
@@ -374,8 +431,15 @@ impl InputPump {
             }
             let pcm = &self.pcm[..n];
             let mut frame = Vec::new();
+            let mut kept = lock(&self.retained);
             match self.cfg.codec {
-                Codec::Pcm16 => wire::write_append_frame(pcm, &mut frame),
+                Codec::Pcm16 => {
+                    wire::write_append_frame(pcm, &mut frame);
+                    if kept.limit.is_some() {
+                        let le: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+                        kept.push(&le);
+                    }
+                }
                 Codec::Ulaw | Codec::Alaw => {
                     self.codes.resize(n, 0);
                     if self.cfg.codec == Codec::Ulaw {
@@ -384,8 +448,12 @@ impl InputPump {
                         alaw_encode_into(pcm, &mut self.codes);
                     }
                     wire::write_append_frame_bytes(&self.codes, &mut frame);
+                    kept.push(&self.codes);
                 }
             }
+            // Kept once built: a frame still queued (or refused) when the
+            // connection dies is re-sent by the session like the rest.
+            drop(kept);
             let bytes = frame.len();
             // The frame is ASCII by construction (JSON prefix, base64, suffix).
             let Ok(text) = Utf8Bytes::try_from(frame) else {
@@ -403,5 +471,25 @@ impl InputPump {
         }
         self.sent.fetch_add(total as u64, Ordering::Relaxed);
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retained;
+
+    #[test]
+    fn retained_keeps_the_newest_chunks_and_counts_the_rest_exactly() {
+        let mut r = Retained::default();
+        r.push(&[1, 2]); // not kept: retention is off
+        assert_eq!(r.take(), (vec![], 0));
+        r.limit = Some(5);
+        r.push(&[1, 2]);
+        r.push(&[3, 4]);
+        r.push(&[5, 6]); // 6 > 5: the oldest chunk goes, whole
+        assert_eq!(r.take(), (vec![3, 4, 5, 6], 2));
+        assert_eq!(r.take(), (vec![], 0)); // both reset by a take
+        r.push(&[7; 9]); // a chunk over the limit on its own is not kept either
+        assert_eq!(r.take(), (vec![], 9));
     }
 }
