@@ -37,8 +37,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _data import data_path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 FULL = os.environ.get("FASTVOICE_BENCH_FULL") == "1"
 PACE = 1.0 if FULL else 4.0
 COUNTS = [1, 4, 8] if FULL else [2]
@@ -52,10 +52,7 @@ MODES = {
 
 
 def _speech() -> bytes:
-    path = SHARED / "voice_sample_24k.wav"
-    if not path.exists():
-        pytest.skip(f"shared test audio not found: {path}")
-    with wave.open(str(path)) as w:
+    with wave.open(str(data_path("voice_sample_24k.wav"))) as w:
         return w.readframes(w.getnframes())
 
 

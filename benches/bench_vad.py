@@ -2,7 +2,7 @@
 replaced (numpy, the placeholder that was on main) and WebRTC's VAD (`webrtcvad`, C, when
 installed), on the same audio.
 
-- `vad-stream-20ms`: a 60 s conversation-like stream (the shared two-turn recording, repeated)
+- `vad-stream-20ms`: a 60 s conversation-like stream (the two-turn recording of tests/data, repeated)
   fed in 20 ms chunks, as live capture would: per-chunk cost including the Python call.
 - `vad-file`: the same 60 s handed over at once (native only: one call; the others must loop
   over frames anyway, so their figure is the streaming one).
@@ -13,47 +13,51 @@ it cannot rot; in the normal test run each runs once.
 
 from __future__ import annotations
 
+import functools
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice.audio import VAD
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 RATE = 16000
 FRAME = RATE // 50  # 20 ms
 REPEATS = 11  # 11 x 5.36 s ~ 59 s
 
 
+@functools.cache
 def _stream() -> bytes:
-    path = SHARED / "two_turns_16k.wav"
-    if not path.exists():
-        pytest.skip(f"shared test audio {path} is not available")
-    with wave.open(str(path)) as w:
+    """The recording repeated to ~59 s, read on first use: a module-level read would turn any failure
+    into a collection error that stops the whole run."""
+    with wave.open(str(data_path("two_turns_16k.wav"))) as w:
         assert w.getframerate() == RATE and w.getsampwidth() == 2 and w.getnchannels() == 1
         one = w.readframes(w.getnframes())
     one += b"\x00\x00" * (len(one) // 2 % FRAME and FRAME - len(one) // 2 % FRAME)  # whole frames
     return one * REPEATS
 
 
-STREAM = _stream()
-CHUNKS = [STREAM[i : i + 2 * FRAME] for i in range(0, len(STREAM), 2 * FRAME)]
+@functools.cache
+def _chunks() -> tuple[bytes, ...]:
+    stream = _stream()
+    return tuple(stream[i : i + 2 * FRAME] for i in range(0, len(stream), 2 * FRAME))
+
+
 EXPECTED = 2 * REPEATS  # utterances
 
 
-def native_stream() -> int:
+def native_stream(chunks: tuple[bytes, ...]) -> int:
     vad = VAD(RATE, hangover_ms=500)
     starts = 0
-    for chunk in CHUNKS:
+    for chunk in chunks:
         for event in vad.push(chunk):
             starts += event.kind == "start"
     return starts
 
 
-def native_file() -> int:
+def native_file(stream: bytes) -> int:
     vad = VAD(RATE, hangover_ms=500)
-    return sum(e.kind == "start" for e in vad.push(STREAM))
+    return sum(e.kind == "start" for e in vad.push(stream))
 
 
 class PythonEnergyVAD:
@@ -89,18 +93,18 @@ class PythonEnergyVAD:
         return starts
 
 
-def python_stream() -> int:
+def python_stream(chunks: tuple[bytes, ...]) -> int:
     vad = PythonEnergyVAD()
-    return sum(vad.push(chunk) for chunk in CHUNKS)
+    return sum(vad.push(chunk) for chunk in chunks)
 
 
-def webrtc_stream() -> int:
+def webrtc_stream(chunks: tuple[bytes, ...]) -> int:
     import webrtcvad  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     vad = webrtcvad.Vad(2)
     starts = run = 0
     in_speech = False
-    for chunk in CHUNKS:  # the same decision logic as above, on WebRTC's per-frame verdicts
+    for chunk in chunks:  # the same decision logic as above, on WebRTC's per-frame verdicts
         speech = vad.is_speech(chunk, RATE)
         if not in_speech:
             run = run + 1 if speech else 0
@@ -117,10 +121,10 @@ def _bench(benchmark, fn, group: str, name: str) -> None:  # type: ignore[no-unt
     benchmark.group = group
     benchmark.extra_info.update(
         implementation=name,
-        audio_s=round(len(STREAM) / 2 / RATE, 2),
+        audio_s=round(len(_stream()) / 2 / RATE, 2),
         chunk_ms=20 if "stream" in group else None,
     )
-    starts = benchmark(fn)
+    starts = benchmark(fn, _chunks() if "stream" in group else _stream())
     assert starts == EXPECTED, (name, starts)
 
 

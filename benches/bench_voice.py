@@ -18,16 +18,15 @@ import math
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice.voice import AudioInput, Pipeline, SimpleWorkflow, STTSettings, TTSSettings
 from fastvoice.voice import VoiceStreamEventAudio as FvAudio
 from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 DELAY = 0.02  # each provider step's fixed latency in the first-audio runs
 CHUNK = b"\x01\x00" * 480  # 20 ms of 24 kHz PCM16
 N_CHUNKS = 10
@@ -203,20 +202,13 @@ def test_turn(benchmark: Any, impl: str) -> None:
     assert statistics.median(overheads) < 0.05  # sanity: no hidden buffering delay
 
 
-def _shared(name: str) -> bytes:
-    path = SHARED / name
-    if not path.is_file():
-        pytest.skip(f"shared test audio {path} is not available")
-    return path.read_bytes()
-
-
 @pytest.mark.parametrize("impl", ["fastvoice-local", "pocketsphinx-direct"])
 def test_offline_stt(benchmark: Any, impl: str) -> None:
     pytest.importorskip("pocketsphinx", reason="the [local] extra is not installed")
     from fastvoice import audio
     from fastvoice.voice.providers.local import LocalSTTModel
 
-    data = _shared("voice_sample_24k.wav")
+    data = data_path("voice_sample_24k.wav").read_bytes()
     clip = AudioInput(data)
     duration = clip.duration_s
     if impl == "fastvoice-local":

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice import audio, cli
 from fastvoice.testing import validate_server_event
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
 INSTALL_HINT = "pip install 'fastvoice[local]'"
 
 pytest.importorskip("pocketsphinx", reason="the offline providers (fastvoice[local]) are not installed")
@@ -50,13 +50,6 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()
-
-
-def shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"shared test audio {path} is not available")
-    return path
 
 
 @pytest.fixture
@@ -103,7 +96,7 @@ def test_transcribe_the_bundled_sample(tmp_path: Path, sample: Path) -> None:
 
 def test_transcribe_a_long_recording_segment_by_segment_with_progress(tmp_path: Path) -> None:
     # 40 s: above the length at which transcribe cuts utterances with the VAD.
-    pcm, rate = read_wav(shared("voice_sample_24k.wav"))
+    pcm, rate = read_wav(data_path("voice_sample_24k.wav"))
     gap = np.zeros(rate * 3, np.int16)
     long = np.concatenate([gap, *[np.concatenate([pcm, gap]) for _ in range(8)]])
     assert len(long) / rate > cli.SEGMENT_ABOVE_S
@@ -148,9 +141,8 @@ def test_speak_reads_stdin_and_rejects_empty_text(tmp_path: Path) -> None:
 
 def test_pipeline_answers_each_turn_of_a_streamed_file(tmp_path: Path) -> None:
     out = tmp_path / "reply.wav"
-    proc = fastvoice(
-        "pipeline", shared("two_turns_16k.wav"), "-o", out, "--provider", "local", "--progress", cwd=tmp_path
-    )
+    wav = data_path("two_turns_16k.wav")
+    proc = fastvoice("pipeline", wav, "-o", out, "--provider", "local", "--progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     turns = [line for line in proc.stdout.splitlines() if line.startswith("turn ")]
     assert [t.split()[1] for t in turns] == ["1", "2"], proc.stdout

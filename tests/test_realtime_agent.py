@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import pathlib
 import re
 
 import hypothesis
 import pytest
+from _data import WIRE_CAPTURE, data_path
 from fastvoice import realtime as rt
 from fastvoice.realtime import events as ev
 from fastvoice.realtime.handoffs import snake_case
 from hypothesis import strategies as st
-
-CAPTURE = pathlib.Path("/work/shared/reference/realtime_wire_capture.txt")
 
 
 def test_agent_is_immutable_and_add_handoff_returns_a_new_agent() -> None:
@@ -39,11 +37,8 @@ def test_agent_is_immutable_and_add_handoff_returns_a_new_agent() -> None:
 
 
 def test_handoff_tool_matches_capture() -> None:
-    if not CAPTURE.exists():
-        pytest.skip(f"shared wire capture {CAPTURE} is missing")
-    first = json.loads(
-        next(line[5:] for line in CAPTURE.read_text().splitlines() if line.startswith("C->S {"))
-    )
+    lines = data_path(WIRE_CAPTURE).read_text().splitlines()
+    first = json.loads(next(line[5:] for line in lines if line.startswith("C->S {")))
     captured = next(t for t in first["session"]["tools"] if t["name"] == "transfer_to_billing")
     assert rt.handoff(rt.agent("Billing")).to_session_tool() == captured
 

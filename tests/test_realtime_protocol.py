@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import pathlib
 from typing import Any
 
 import numpy as np
 import pydantic
 import pytest
+from _data import WIRE_CAPTURE, data_path
 from fastvoice import realtime as rt
 from fastvoice.realtime import _protocol as P
 from fastvoice.realtime.events import (
@@ -22,7 +22,6 @@ from fastvoice.realtime.events import (
 from fastvoice.testing import EventValidationError, validate_client_event
 from openai.types.realtime import RealtimeClientEvent
 
-CAPTURE = pathlib.Path("/work/shared/reference/realtime_wire_capture.txt")
 CLIENT_EVENT = pydantic.TypeAdapter(RealtimeClientEvent)
 
 
@@ -36,9 +35,8 @@ def assert_valid(event: dict[str, Any]) -> None:
 
 
 def capture_client_frames() -> list[dict[str, Any]]:
-    if not CAPTURE.exists():
-        pytest.skip(f"shared wire capture {CAPTURE} is missing")
-    return [json.loads(line[5:]) for line in CAPTURE.read_text().splitlines() if line.startswith("C->S {")]
+    lines = data_path(WIRE_CAPTURE).read_text().splitlines()
+    return [json.loads(line[5:]) for line in lines if line.startswith("C->S {")]
 
 
 @rt.function_tool

@@ -14,6 +14,7 @@ import wave
 
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice import AudioFormatError
 from fastvoice.audio import Resampler, resample
 from hypothesis import given, settings
@@ -22,7 +23,6 @@ from hypothesis import strategies as st
 RATES = [8000, 16000, 22050, 24000, 44100, 48000]
 PAIRS = list(itertools.permutations(RATES, 2))
 QUALITIES = ["high", "low_latency"]
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "audio"
 
 
 def tones(rate: float, freqs: np.ndarray, n: int, delay: float = 0.0) -> np.ndarray:
@@ -373,8 +373,6 @@ def test_nan_counts_as_silence_and_huge_values_are_clamped(quality: str) -> None
 
 def read_wav(path: pathlib.Path) -> tuple[np.ndarray, int]:
     """PCM16 through stdlib `wave`; IEEE float (format 3, unsupported by `wave`) by RIFF parsing."""
-    if not path.exists():
-        pytest.skip(f"shared audio file {path} is missing")
     data = path.read_bytes()
     fmt_tag, channels, rate = struct.unpack_from("<HHI", data, 20)
     if fmt_tag == 1:
@@ -399,7 +397,7 @@ def brickwall(x: np.ndarray, rate: int, cutoff: float) -> np.ndarray:
 
 @pytest.mark.parametrize("quality", QUALITIES)
 def test_speech_round_trip_24k_16k_24k_keeps_the_band(quality: str) -> None:
-    pcm, rate = read_wav(SHARED / "voice_sample_24k.wav")
+    pcm, rate = read_wav(data_path("voice_sample_24k.wav"))
     assert rate == 24000
     x = pcm[:, 0].astype(np.float32) / 32768
     down = resample(x, 24000, 16000, quality)
@@ -415,7 +413,7 @@ def test_speech_round_trip_24k_16k_24k_keeps_the_band(quality: str) -> None:
 
 
 def test_stereo_speech_48k_to_24k_matches_independent_band_limit() -> None:
-    x, rate = read_wav(SHARED / "lights_48k_stereo_f32.wav")
+    x, rate = read_wav(data_path("lights_48k_stereo_f32.wav"))
     assert rate == 48000 and x.shape[1] == 2
     y = resample(np.ascontiguousarray(x), 48000, 24000)
     assert y.shape == (len(x) // 2, 2)

@@ -21,19 +21,17 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice import audio
 from fastvoice.serve import Brain, BrainReply, FunctionCall, RealtimeServer, TurnContext, cli_main
 from fastvoice.serve.brain import brain_factory, load_brain
 from fastvoice.testing import validate_server_event
 
-SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "audio" / "voice_sample_24k.wav"
 CHUNK = 960  # 20 ms of PCM16 at 24 kHz
 
 
 def voice_sample() -> bytes:
-    if not SAMPLE.exists():
-        pytest.skip(f"shared test audio not found: {SAMPLE}")
-    with wave.open(str(SAMPLE)) as w:
+    with wave.open(str(data_path("voice_sample_24k.wav"))) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
         return w.readframes(w.getnframes())
 

@@ -1,5 +1,5 @@
 """The native VAD (`fastvoice.audio.VAD`) against boundaries measured independently with numpy
-from the shared recordings, on silence and noise, for any chunking and sample type."""
+from the recordings in tests/data, on silence and noise, for any chunking and sample type."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import random
 import threading
 import time
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice import audio
 from fastvoice.audio import VAD, AudioFormatError, VADEvent
 from fastvoice.voice import TurnDetection
@@ -19,20 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
 TOLERANCE_S = 0.15
-
-
-def shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"shared test audio {path} is not available")
-    return path
 
 
 def read_wav(name: str) -> tuple[np.ndarray, int]:
     """Mono int16 samples and rate, read with the stdlib (PCM16 files)."""
-    with wave.open(str(shared(name))) as w:
+    with wave.open(str(data_path(name))) as w:
         assert w.getsampwidth() == 2
         x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
         return x[:, 0].copy(), w.getframerate()
@@ -115,8 +107,8 @@ def test_padded_offsets_and_event_fields() -> None:
 
 
 @pytest.mark.parametrize("name", ["weather_22k.wav", "voice_sample_24k.wav", "lights_48k_stereo_f32.wav"])
-def test_each_other_shared_file_is_one_utterance(name: str) -> None:
-    wav = audio.wav_decode(shared(name).read_bytes())
+def test_each_other_recording_is_one_utterance(name: str) -> None:
+    wav = audio.wav_decode(data_path(name).read_bytes())
     x = audio.from_pcm16(wav.pcm16)
     if wav.channels > 1:
         x = audio.to_mono(x, wav.channels)

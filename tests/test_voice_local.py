@@ -1,7 +1,6 @@
 """The offline providers (PocketSphinx STT, eSpeak NG TTS) and the pipeline on real speech.
 
-Speech files come from ../shared/audio (see its README); tests needing them skip with a
-reason when the folder is absent.
+Speech files come from tests/data (see its README).
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ import subprocess
 import sys
 import textwrap
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_path
 from fastvoice import audio
 from fastvoice.voice import (
     AudioInput,
@@ -39,16 +38,12 @@ pytest.importorskip("espeakng_loader", reason="the [local] extra (espeakng-loade
 
 from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel, LocalVoiceProvider
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 # PocketSphinx recognises eSpeak's "en+f2" best at 120-130 words per minute.
 WPM = 130
 
 
-def shared(name: str) -> bytes:
-    path = SHARED / name
-    if not path.is_file():
-        pytest.skip(f"shared test audio {path} is not available")
-    return path.read_bytes()
+def speech(name: str) -> bytes:
+    return data_path(name).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,7 @@ async def speak(tts, text: str, **settings) -> list[bytes]:
 
 
 async def test_stt_on_natural_speech(stt):
-    text = await stt.transcribe(AudioInput(shared("voice_sample_24k.wav")), STTSettings())
+    text = await stt.transcribe(AudioInput(speech("voice_sample_24k.wav")), STTSettings())
     assert "wonderful day" in text
 
 
@@ -89,7 +84,7 @@ async def test_stt_is_english_only(stt):
 
 
 async def test_stt_decoder_is_safe_under_concurrency(stt):
-    clip = AudioInput(shared("voice_sample_24k.wav"))
+    clip = AudioInput(speech("voice_sample_24k.wav"))
     texts = await asyncio.gather(*(stt.transcribe(clip, STTSettings()) for _ in range(3)))
     assert len(set(texts)) == 1 and "wonderful day" in texts[0]
 
@@ -214,12 +209,12 @@ def _wav_header(data: bytes) -> tuple[int, int]:
     "name", ["voice_sample_24k.wav", "weather_22k.wav", "two_turns_16k.wav", "lights_48k_stereo_f32.wav"]
 )
 def test_wav_auto_detect(name):
-    data = shared(name)
+    data = speech(name)
     inp = AudioInput(data)
     channels, rate = _wav_header(data)
     assert inp.format == "wav" and inp.sample_rate == rate
     if name != "lights_48k_stereo_f32.wav":  # stdlib wave reads PCM only
-        with wave.open(str(SHARED / name)) as w:
+        with wave.open(str(data_path(name))) as w:
             frames = w.readframes(w.getnframes())
         assert channels == 1 and inp.pcm16 == frames
     else:
@@ -231,7 +226,7 @@ def test_wav_auto_detect(name):
 async def test_pipeline_single_turn_on_real_speech(provider, stt):
     workflow = SimpleWorkflow(lambda text: [f"You said {text}."])
     pipeline = Pipeline(workflow, provider=provider)
-    result = await pipeline.run(AudioInput(shared("voice_sample_24k.wav")))
+    result = await pipeline.run(AudioInput(speech("voice_sample_24k.wav")))
     pcm = await result.collect_audio()
     assert "wonderful day" in (result.turns[0].transcript or "")
     assert result.turns[0].reply.startswith("You said")
@@ -249,7 +244,7 @@ async def test_pipeline_on_silence_reports_no_speech(provider):
 
 
 async def test_streamed_two_turns(provider):
-    data = shared("two_turns_16k.wav")
+    data = speech("two_turns_16k.wav")
     wav = audio.wav_decode(data)
     pipeline = Pipeline(SimpleWorkflow(lambda t: "Okay."), Config(), provider=provider)
     inp = StreamedAudioInput(sample_rate=wav.sample_rate)

@@ -10,11 +10,11 @@ import functools
 import io
 import json
 import wave
-from pathlib import Path
 
 import numpy as np
 import pydantic
 import pytest
+from _data import data_path
 from fastvoice import telemetry, voice
 from fastvoice.realtime import function_tool
 from fastvoice.testing import FakeOpenAIServer, FakeResponse
@@ -28,7 +28,6 @@ from fastvoice.voice.providers.openai import (
 
 KEY = "sk-test-0123456789abcdef"
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
 
 
 def _wav(seconds: float = 0.5, rate: int = 16000) -> bytes:
@@ -278,9 +277,7 @@ async def test_fake_server_sse_matches_openai_stream_event_types(server):
 
 
 async def test_streamed_two_turns_over_the_realtime_transcription_session(server, provider):
-    path = SHARED / "two_turns_16k.wav"
-    if not path.exists():
-        pytest.skip(f"shared audio {path} is not available")
+    path = data_path("two_turns_16k.wav")
     from openai.types.realtime import RealtimeClientEvent
 
     server.stt_texts = ["Hello there.", "Please tell me a joke about computers."]
@@ -363,9 +360,7 @@ def test_provider_resolution_and_base_url(monkeypatch, tmp_path):
 
 
 async def test_streamed_session_goes_on_after_a_failed_turn(server, provider):
-    path = SHARED / "two_turns_16k.wav"
-    if not path.exists():
-        pytest.skip(f"shared audio {path} is not available")
+    path = data_path("two_turns_16k.wav")
     server.stt_texts = ["lost", "second turn"]
     server.fail_realtime_turns = {0}
     inp = voice.StreamedAudioInput(sample_rate=16000)

@@ -1,17 +1,16 @@
 """WAV encode/decode against stdlib `wave`, scipy and files built byte by byte with struct."""
 
 import io
-import pathlib
 import struct
 import wave
 
 import numpy as np
 import pytest
+from _data import AUDIO, data_path
 from fastvoice.audio import AudioFormatError, WavAudio, to_pcm16, ulaw_decode, wav_decode, wav_encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "audio"
 KSDATAFORMAT_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
 
@@ -318,17 +317,14 @@ def test_wav_audio_is_frozen_with_a_short_repr() -> None:
         WavAudio()
 
 
-# --- the shared recordings -------------------------------------------------------------
-
-SHARED_FILES = sorted(SHARED.glob("*.wav")) if SHARED.is_dir() else []
+# --- the recordings in tests/data --------------------------------------------------------
 
 
-@pytest.mark.skipif(not SHARED_FILES, reason=f"shared test audio not found at {SHARED}")
-@pytest.mark.parametrize("path", SHARED_FILES, ids=lambda p: p.name)
-def test_shared_recordings(path: pathlib.Path) -> None:
+@pytest.mark.parametrize("name", AUDIO)
+def test_committed_recordings(name: str) -> None:
     from scipy.io import wavfile
 
-    raw = path.read_bytes()
+    raw = data_path(name).read_bytes()
     out = wav_decode(raw)
     rate, ref = wavfile.read(io.BytesIO(raw))
     assert out.sample_rate == rate
@@ -338,7 +334,7 @@ def test_shared_recordings(path: pathlib.Path) -> None:
         # lights_48k_stereo_f32.wav: numpy's conversion of the float data, interleaved.
         np.testing.assert_array_equal(pcm(out), ref_pcm16_from_float(ref2.ravel()))
         assert out.format == "float" and out.channels == 2
-        # The right channel is at half level (see shared/audio/README.md).
+        # The right channel is at half level (see tests/data/README.md).
         left, right = pcm(out)[0::2].astype(float), pcm(out)[1::2].astype(float)
         assert np.dot(right, left) / np.dot(left, left) == pytest.approx(0.5, abs=0.01)
     else:
