@@ -4,6 +4,7 @@ reasons are scrubbed natively (issue 10, item 6). The peers are real HTTP/WebSoc
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -141,3 +142,30 @@ def test_http_providers_use_the_same_rule() -> None:
     assert out == f"HTTP 401: {expected}"
     assert scrub(out, OTHER) == out  # already scrubbed text is left alone
     assert scrub("a bearer of news; ask-me; sk-short") == "a bearer of news; ask-me; sk-short"
+
+
+async def test_proxy_refusal_echoing_its_credentials_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    password = "proxy-pass-5d41402abc4b2a76"
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        auth = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"proxy-authorization"))
+        writer.write(b"HTTP/1.1 407 denied " + auth + b" for user:" + password.encode() + b"\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://user:{password}@127.0.0.1:{port}")
+    try:
+        with pytest.raises(ConnectError) as info:
+            await transport.connect(
+                "wss://realtime.fastvoice.test/", headers={"Authorization": f"Bearer {KEY}"}
+            )
+    finally:
+        server.close()
+    err = info.value
+    assert err.status == 407 and "refused CONNECT to realtime.fastvoice.test:443" in str(err)
+    encoded = base64.b64encode(f"user:{password}".encode()).decode()
+    for text in _texts(err):
+        assert password not in text and encoded not in text, text
