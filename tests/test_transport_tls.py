@@ -12,6 +12,10 @@ from fastvoice import transport
 from fastvoice.transport import ConnectError
 from websockets.asyncio.server import ServerConnection, serve
 
+# Not loopback (loopback is never proxied) and not resolvable: only the test proxy, which tunnels every
+# target to 127.0.0.1, can reach it.
+REMOTE = "wss.fastvoice.test"
+
 
 @pytest.fixture(autouse=True)
 def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +43,7 @@ async def _echo(ws: ServerConnection) -> None:
 class TlsPeer:
     def __init__(self, ca: trustme.CA) -> None:
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("localhost", "127.0.0.1").configure_cert(self.ctx)
+        ca.issue_cert("localhost", "127.0.0.1", REMOTE).configure_cert(self.ctx)
 
     async def __aenter__(self) -> TlsPeer:
         self.server = await serve(_echo, "127.0.0.1", 0, ssl=self.ctx, compression=None).__aenter__()
@@ -122,15 +126,17 @@ async def test_https_proxy_connect_tunnel(
         proxy_server = await asyncio.start_server(proxy, "127.0.0.1", 0)
         proxy_port = proxy_server.sockets[0].getsockname()[1]
         monkeypatch.setenv("HTTPS_PROXY", f"http://user:pw@127.0.0.1:{proxy_port}")
-        async with transport.connect(f"wss://localhost:{peer.port}/", ca_file=ca_file) as conn:
+        async with transport.connect(f"wss://{REMOTE}:{peer.port}/", ca_file=ca_file) as conn:
             await conn.send_text("via proxy")
             assert await conn.recv() == "via proxy"
-        assert seen and seen[0].startswith(f"CONNECT localhost:{peer.port} HTTP/1.1\r\n".encode())
+        assert seen and seen[0].startswith(f"CONNECT {REMOTE}:{peer.port} HTTP/1.1\r\n".encode())
         assert b"Proxy-Authorization: Basic dXNlcjpwdw==\r\n" in seen[0]  # base64("user:pw")
-        # NO_PROXY bypasses it.
-        monkeypatch.setenv("NO_PROXY", "localhost")
+        # NO_PROXY bypasses it, and loopback never uses it.
         async with transport.connect(f"wss://localhost:{peer.port}/", ca_file=ca_file) as conn:
             await conn.send_text("direct")
             assert await conn.recv() == "direct"
+        monkeypatch.setenv("NO_PROXY", REMOTE)
+        with pytest.raises(ConnectError, match=f"cannot resolve {REMOTE}"):
+            await transport.connect(f"wss://{REMOTE}:{peer.port}/", ca_file=ca_file)
         assert len(seen) == 1
         proxy_server.close()

@@ -1,10 +1,40 @@
 """Type stubs for the native core (`rust/`). Kept by hand: update with every Rust API change."""
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeAlias, TypeVar, final, overload
+from typing import Any, Literal, Self, TypeAlias, TypeVar, final, overload
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "VAD",
+    "AudioDelta",
+    "AudioFormatError",
+    "Resampler",
+    "RingBuffer",
+    "TransportConnection",
+    "TransportLoopWaker",
+    "TransportPending",
+    "VADEvent",
+    "WavAudio",
+    "__version__",
+    "alaw_decode",
+    "alaw_encode",
+    "append_frame",
+    "from_pcm16",
+    "parse_audio_delta",
+    "resample",
+    "scrub_secrets",
+    "to_mono",
+    "to_pcm16",
+    "transport_connect",
+    "transport_runtime_running",
+    "transport_shutdown",
+    "ulaw_decode",
+    "ulaw_encode",
+    "wav_decode",
+    "wav_encode",
+]
 
 __version__: str
 
@@ -128,6 +158,7 @@ def alaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) ->
 _ResampleInput: TypeAlias = bytes | bytearray | memoryview | npt.NDArray[np.float32] | npt.NDArray[np.int16]
 _ResampleOutput: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.int16]
 
+@final
 class Resampler:
     """Streaming, stateful sample-rate converter for one audio stream (rubato inside).
 
@@ -162,13 +193,13 @@ class Resampler:
     raises ``RuntimeError``. Large chunks are resampled without holding the GIL.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         in_rate: int,
         out_rate: int,
         channels: int = 1,
         quality: Literal["high", "low_latency"] = "high",
-    ) -> None:
+    ) -> Self:
         """Rates must be 1000..384000 Hz and channels 1..64, else ``AudioFormatError``."""
     def process(self, chunk: _ResampleInput) -> _ResampleOutput:
         """Resample the next chunk; returns the output frames that are ready (maybe none).
@@ -275,12 +306,12 @@ class RingBuffer:
     stores nothing. Lost samples are counted in `overflows`.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         capacity: int,
         dtype: Literal["int16", "float32"] = "int16",
         overflow: Literal["drop_oldest", "drop_newest", "error"] = "drop_oldest",
-    ) -> None: ...
+    ) -> Self: ...
     def write(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> int:
         """Append PCM16 bytes or an int16/float32/float64 array (converted to `dtype`).
 
@@ -330,7 +361,7 @@ class RingBuffer:
 class TransportLoopWaker:
     """One per asyncio loop: the tokio side signals it when armed connections have news."""
 
-    def __init__(self, callback: Callable[[], object] | None = None) -> None:
+    def __new__(cls, callback: Callable[[], object] | None = None) -> Self:
         """An eventfd wake-up by default (a socketpair with `FASTVOICE_TRANSPORT_WAKE=socketpair`, for A/B);
         with `callback`, call it under the GIL instead."""
     def fileno(self) -> int | None:
@@ -421,10 +452,15 @@ def transport_shutdown(grace: float = 1.0) -> None:
 def transport_runtime_running() -> bool:
     """Whether the shared tokio runtime currently exists."""
 
+def scrub_secrets(text: str, secrets: list[str] = ...) -> str:
+    """Mask credentials in `text`: each of `secrets`, `Bearer` tokens, `sk-…` keys and
+    `openai-insecure-api-key.` subprotocol keys, each replaced by its redacted form (`sk-…wxyz`)."""
+
 # ---------------------------------------------------------------------------
 # vad-cli: streaming voice activity detection (rust/src/vad/)
 # ---------------------------------------------------------------------------
 
+@final
 class VADEvent:
     """A speech boundary found by `VAD`, as sample offsets from the start of the stream."""
 
@@ -446,8 +482,9 @@ class VADEvent:
     @property
     def padded_time_s(self) -> float:
         """`padded_sample` in seconds."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
+@final
 class VAD:
     """Streaming voice activity detector for mono audio.
 
@@ -466,8 +503,8 @@ class VAD:
     `AudioFormatError`.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         sample_rate: int = 16000,
         frame_ms: int = 20,
         threshold_db: float = -45.0,
@@ -477,7 +514,7 @@ class VAD:
         snr_db: float = 10.0,
         max_zero_crossing_rate: float = 0.4,
         noise_window_ms: int = 1500,
-    ) -> None: ...
+    ) -> Self: ...
     def push(self, samples: bytes | bytearray | memoryview | npt.NDArray[np.generic]) -> list[VADEvent]:
         """Feed a chunk; returns the start/stop events it completed, in order."""
     def flush(self) -> VADEvent | None:

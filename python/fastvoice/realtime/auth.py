@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fastvoice._fastvoice import scrub_secrets
+
 __all__ = [
     "MissingAPIKeyError",
     "ResolvedAPIKey",
@@ -29,6 +31,7 @@ __all__ = [
     "require_api_key",
     "resolve_api_key",
     "resolve_api_key_with_source",
+    "scrub",
 ]
 
 logger = logging.getLogger("fastvoice")
@@ -62,6 +65,17 @@ def redact(key: str | None) -> str:
             prefix = p
             break
     return f"{prefix}…{key[-4:]}"
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` with credentials masked: each of ``secrets`` (e.g. the key a request used), any ``Bearer``
+    token, anything shaped like an OpenAI key (``sk-`` and 12+ characters) and the key of an
+    ``openai-insecure-api-key.`` subprotocol, each replaced by its :func:`redact` form.
+
+    The same rule the native transport applies to what a server sends back (a refused upgrade's body,
+    close reasons), so an echoed ``Authorization`` header never reaches an exception or a log.
+    """
+    return scrub_secrets(text, [s for s in secrets if s])
 
 
 @dataclass(frozen=True, slots=True)

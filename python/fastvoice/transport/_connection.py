@@ -284,7 +284,10 @@ def connect(
       the transport stops reading the socket (TCP backpressure); `send_*` waits when full.
     - TLS verification is always on (webpki roots); `ca_file` (PEM) adds trusted CAs.
     - `ws://` is refused for non-loopback hosts unless `allow_insecure_ws=True`.
-    - `HTTPS_PROXY` (wss) / `HTTP_PROXY` (ws) and `NO_PROXY` are honoured via HTTP CONNECT.
+    - `HTTPS_PROXY` (wss) / `HTTP_PROXY` (ws) and `NO_PROXY` (hosts, `.domain` suffixes, IPs, CIDR
+      blocks, `host:port`, `*`) are honoured via HTTP CONNECT, as curl and requests read them. Loopback
+      hosts are never proxied, and plain `ws://` through a non-loopback proxy is refused like `ws://`
+      to a non-loopback host (the proxy would read the key) unless `allow_insecure_ws=True`.
     - `decode_audio=True` turns audio-delta events into `fastvoice.audio.AudioDelta` objects.
     """
     args: dict[str, Any] = {

@@ -25,7 +25,9 @@ class ConnectError(TransportError):
     """Opening the connection failed: DNS, TCP, TLS, timeout or a refused HTTP upgrade.
 
     `status` is the HTTP status of a refused upgrade (e.g. 401 for a bad key) and `body` the first
-    bytes of its response body; both are `None` for failures below HTTP.
+    512 bytes of its response body; both are `None` for failures below HTTP. Credentials a server
+    echoes (the key that was sent, `Bearer` tokens, `sk-` keys) are masked natively before the body or
+    the message reach Python.
     """
 
     def __init__(self, message: str, status: int | None = None, body: bytes | None = None) -> None:

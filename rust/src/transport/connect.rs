@@ -5,9 +5,17 @@
 //! the arguments (bad URL, `ws://` to a remote host, unreadable `ca_file`) raise
 //! immediately as `ValueError`; [`open`] is the network part, run on the
 //! runtime. Header values are marked sensitive and are never formatted into
-//! an error: failures name the host, never the request.
+//! an error: failures name the host, never the request. Whatever the peer
+//! sends back (a refused upgrade's body, a proxy's status line) is scrubbed of
+//! credentials ([`super::secrets`]) before it can reach Python.
+//!
+//! Proxies: `HTTPS_PROXY` (wss) / `HTTP_PROXY` (ws) with `NO_PROXY`, as curl
+//! and requests read them; loopback targets are never proxied, and a plain
+//! `ws://` hop to a non-loopback proxy is refused like a plain `ws://` to a
+//! non-loopback host (the proxy would read the key).
 
 use std::net::IpAddr;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{client_async_tls_with_config, Connector, MaybeTlsStream, WebSocketStream};
 
-use super::tls;
+use super::{secrets, tls};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -37,6 +45,8 @@ pub struct Prepared {
     proxy: Option<Proxy>,
     open_timeout: Duration,
     config: WebSocketConfig,
+    /// Credentials this connection sends, masked in anything the peer echoes.
+    secrets: Vec<String>,
 }
 
 struct Proxy {
@@ -60,6 +70,21 @@ impl ConnectFailure {
             message,
             status: None,
             body: None,
+        }
+    }
+
+    /// Mask credentials in the message and the whole body, then cut the body
+    /// to its excerpt (cutting first could leave half a key unrecognised).
+    fn scrubbed(self, secrets: &[String]) -> Self {
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        ConnectFailure {
+            message: secrets::scrub(&self.message, &refs),
+            status: self.status,
+            body: self.body.map(|b| {
+                let mut b = secrets::scrub_bytes(&b, &refs);
+                b.truncate(BODY_EXCERPT);
+                b
+            }),
         }
     }
 }
@@ -96,6 +121,9 @@ pub fn prepare(args: ConnectArgs<'_>) -> Result<Prepared, String> {
         .ok_or("WebSocket URL has no host")?
         .to_owned();
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let mut secrets = secrets::header_secrets(&args.headers);
+    // Before the host check, so that a refusal names the proxy hop when there is one.
+    let proxy = proxy_for(&host, port, secure, args.allow_insecure_ws, &mut secrets)?;
     if !secure && !args.allow_insecure_ws && !is_loopback(&host) {
         return Err(format!(
             "refusing unencrypted ws:// to non-loopback host {host:?}; use wss:// or pass allow_insecure_ws=True"
@@ -129,7 +157,6 @@ pub fn prepare(args: ConnectArgs<'_>) -> Result<Prepared, String> {
         (true, None) => Some(tls::default_config()?),
         (true, Some(ca)) => Some(tls::config_with_ca(ca)?),
     };
-    let proxy = proxy_for(&host, secure)?;
     Ok(Prepared {
         request,
         host,
@@ -138,6 +165,7 @@ pub fn prepare(args: ConnectArgs<'_>) -> Result<Prepared, String> {
         proxy,
         open_timeout: args.open_timeout,
         config: args.config,
+        secrets,
     })
 }
 
@@ -148,35 +176,104 @@ fn env_any(names: &[&str]) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-/// `NO_PROXY` semantics as curl has them: `*`, exact hosts and domain suffixes.
-fn no_proxy_matches(host: &str) -> bool {
-    let Some(list) = env_any(&["NO_PROXY", "no_proxy"]) else {
+/// Whether one `NO_PROXY` entry covers `host:port`, as curl and requests read
+/// it: `*`; a host name matching itself and its subdomains (a leading `.` or
+/// `*.` is ignored); an IP address or CIDR block (`10.0.0.0/8`, `[::1]`); an
+/// optional `:port` restricting the entry to that port.
+fn no_proxy_entry_matches(entry: &str, host: &str, port: u16) -> bool {
+    if entry == "*" {
+        return true;
+    }
+    let entry = entry.trim_start_matches("*.").trim_start_matches('.');
+    let (name, entry_port) = split_entry_port(entry);
+    if entry_port.is_some_and(|p| p != port) {
+        return false;
+    }
+    let name = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if name.is_empty() {
+        return false;
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return match name.split_once('/') {
+            Some((net, bits)) => in_cidr(ip, net, bits),
+            None => name.parse::<IpAddr>().is_ok_and(|n| n == ip),
+        };
+    }
+    host == name || host.ends_with(&format!(".{name}"))
+}
+
+/// `host:port`, `[v6]:port` or a bare name/address (an IPv6 address has colons of its own).
+fn split_entry_port(entry: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = entry.strip_prefix('[') {
+        if let Some((addr, tail)) = rest.split_once(']') {
+            return (addr, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+        }
+    }
+    match entry.rsplit_once(':') {
+        Some((name, p)) if !name.contains(':') => match p.parse() {
+            Ok(p) => (name, Some(p)),
+            Err(_) => (entry, None),
+        },
+        _ => (entry, None),
+    }
+}
+
+fn in_cidr(ip: IpAddr, net: &str, bits: &str) -> bool {
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn no_proxy_matches(host: &str, port: u16) -> bool {
+    let Some(list) = env_any(&["no_proxy", "NO_PROXY"]) else {
         return false;
     };
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
-    list.split(',')
-        .map(str::trim)
+    list.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|e| !e.is_empty())
-        .any(|entry| {
-            let entry = entry.trim_start_matches('.').to_ascii_lowercase();
-            entry == "*" || host == entry || host.ends_with(&format!(".{entry}"))
-        })
+        .any(|entry| no_proxy_entry_matches(entry, &host, port))
 }
 
 /// The proxy from `HTTPS_PROXY` (wss) or `HTTP_PROXY` (ws), if any applies.
-fn proxy_for(host: &str, secure: bool) -> Result<Option<Proxy>, String> {
-    let names: &[&str] = if secure {
-        &["HTTPS_PROXY", "https_proxy"]
+/// The lowercase names win, as in curl and requests. Proxy credentials are
+/// added to `secrets`.
+fn proxy_for(
+    host: &str,
+    port: u16,
+    secure: bool,
+    allow_insecure_ws: bool,
+    secrets: &mut Vec<String>,
+) -> Result<Option<Proxy>, String> {
+    // A proxy has no business seeing loopback traffic (nor the key in it).
+    if is_loopback(host) {
+        return Ok(None);
+    }
+    let (names, var): (&[&str], &str) = if secure {
+        (&["https_proxy", "HTTPS_PROXY"], "HTTPS_PROXY")
     } else {
-        &["HTTP_PROXY", "http_proxy"]
+        (&["http_proxy", "HTTP_PROXY"], "HTTP_PROXY")
     };
     let Some(raw) = env_any(names) else {
         return Ok(None);
     };
-    if no_proxy_matches(host) {
+    if no_proxy_matches(host, port) {
         return Ok(None);
     }
     let raw = if raw.contains("://") {
@@ -186,18 +283,32 @@ fn proxy_for(host: &str, secure: bool) -> Result<Option<Proxy>, String> {
     };
     let uri: Uri = raw
         .parse()
-        .map_err(|_| "the proxy URL in HTTPS_PROXY/HTTP_PROXY is invalid".to_string())?;
+        .map_err(|_| format!("the proxy URL in {var} is invalid"))?;
     if uri.scheme_str() != Some("http") {
         return Err("only http:// proxies are supported (HTTP CONNECT)".into());
     }
     let authority = uri.authority().ok_or("the proxy URL has no host")?;
-    let auth = authority
-        .as_str()
-        .rsplit_once('@')
-        .map(|(userinfo, _)| format!("Basic {}", base64_simd::STANDARD.encode_to_string(userinfo)));
+    let proxy_host = authority.host().to_owned();
+    let proxy_port = authority.port_u16().unwrap_or(80);
+    if !secure && !allow_insecure_ws && !is_loopback(&proxy_host) {
+        return Err(format!(
+            "refusing unencrypted ws:// to {host:?} through the non-loopback proxy \
+             {proxy_host}:{proxy_port} (from {var}): the proxy would read the request, API key \
+             included; use wss://, add the host to NO_PROXY or pass allow_insecure_ws=True"
+        ));
+    }
+    let auth = authority.as_str().rsplit_once('@').map(|(userinfo, _)| {
+        let encoded = base64_simd::STANDARD.encode_to_string(userinfo);
+        secrets.push(userinfo.to_owned());
+        if let Some((_, password)) = userinfo.split_once(':').filter(|(_, p)| !p.is_empty()) {
+            secrets.push(password.to_owned());
+        }
+        secrets.push(encoded.clone());
+        format!("Basic {encoded}")
+    });
     Ok(Some(Proxy {
-        host: authority.host().to_owned(),
-        port: authority.port_u16().unwrap_or(80),
+        host: proxy_host,
+        port: proxy_port,
         auth,
     }))
 }
@@ -281,10 +392,8 @@ fn upgrade_failure(err: WsError, p: &Prepared) -> ConnectFailure {
     match err {
         WsError::Http(resp) => {
             let status = resp.status();
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| b[..b.len().min(BODY_EXCERPT)].to_vec());
+            // Whole: `ConnectFailure::scrubbed` masks credentials, then cuts it.
+            let body = resp.body().clone();
             ConnectFailure {
                 message: format!(
                     "{host}:{port} refused the WebSocket upgrade: HTTP {} {}",
@@ -326,13 +435,15 @@ async fn open_inner(p: Prepared) -> Result<Ws, ConnectFailure> {
 pub async fn open(p: Prepared) -> Result<Ws, ConnectFailure> {
     let limit = p.open_timeout;
     let what = format!("{}:{}", p.host, p.port);
-    match tokio::time::timeout(limit, open_inner(p)).await {
+    let secrets = p.secrets.clone();
+    let result = match tokio::time::timeout(limit, open_inner(p)).await {
         Ok(result) => result,
         Err(_) => Err(ConnectFailure::new(format!(
             "timed out after {:.3} s opening a WebSocket to {what}",
             limit.as_secs_f64()
         ))),
-    }
+    };
+    result.map_err(|f| f.scrubbed(&secrets))
 }
 
 #[cfg(test)]
@@ -348,5 +459,24 @@ mod tests {
         assert!(!is_loopback("example.com"));
         assert!(!is_loopback("10.0.0.1"));
         assert!(!is_loopback("localhost.example.com"));
+    }
+
+    #[test]
+    fn no_proxy_entries() {
+        let m = no_proxy_entry_matches;
+        assert!(m("*", "example.com", 443));
+        assert!(m("example.com", "example.com", 443));
+        assert!(m(".example.com", "api.example.com", 443));
+        assert!(m("*.example.com", "api.example.com", 443));
+        assert!(!m("example.com", "notexample.com", 443));
+        assert!(m("example.com:443", "example.com", 443));
+        assert!(!m("example.com:8443", "example.com", 443));
+        assert!(m("10.0.0.0/8", "10.1.2.3", 80));
+        assert!(!m("10.0.0.0/8", "11.1.2.3", 80));
+        assert!(m("192.168.1.7", "192.168.1.7", 80));
+        assert!(m("[fd00::1]", "fd00::1", 80));
+        assert!(m("fd00::/8", "fd12::1", 80));
+        assert!(m("[fd00::1]:80", "fd00::1", 80));
+        assert!(!m("0.0.0.0/0", "example.com", 80));
     }
 }

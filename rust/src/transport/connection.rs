@@ -582,7 +582,9 @@ impl NativeConnection {
 
     /// `(code, reason)` once ended; otherwise `None` with an end waiter armed.
     fn wait_end(&self) -> Option<(u16, String)> {
-        self.shared.end_or_arm().map(|e| (e.code, e.reason))
+        self.shared
+            .end_or_arm()
+            .map(|e| (e.code, super::secrets::scrub(&e.reason, &[])))
     }
 
     /// `(inbox messages, inbox bytes, reader paused, outbox messages, armed bits)`
@@ -610,7 +612,9 @@ impl NativeConnection {
 
     #[getter]
     fn close_reason(&self) -> Option<String> {
-        self.shared.end().map(|e| e.reason)
+        self.shared
+            .end()
+            .map(|e| super::secrets::scrub(&e.reason, &[]))
     }
 }
 

@@ -3,7 +3,8 @@
 //! The classes are defined in Python (`fastvoice/transport/_errors.py`) so they
 //! can carry typed attributes (`code`, `reason`, `status`, `body`) and readable
 //! messages; Rust imports them once and instantiates them. No message built
-//! here contains header values or the URL query.
+//! here contains header values or the URL query, and text from the peer
+//! (close reasons, a refused upgrade's body) is scrubbed of credentials.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -11,6 +12,7 @@ use pyo3::types::{PyBytes, PyType};
 
 use super::bridge::{End, EndKind};
 use super::connect::ConnectFailure;
+use super::secrets::scrub;
 
 const MODULE: &str = "fastvoice.transport._errors";
 
@@ -60,7 +62,7 @@ pub fn closed_error(py: Python<'_>, code: u16, reason: &str) -> PyErr {
     } else {
         closed_error_class(py)
     };
-    instantiate(cls, (code, reason.to_owned()))
+    instantiate(cls, (code, scrub(reason, &[])))
 }
 
 /// The error for an ended connection. The cause (`ProtocolError`,
@@ -69,11 +71,11 @@ pub fn end_error(py: Python<'_>, end: &End, first: bool) -> PyErr {
     match (&end.kind, first) {
         (EndKind::Protocol(msg), true) => instantiate(
             protocol_error_class(py),
-            (msg.clone(), end.code, end.reason.clone()),
+            (scrub(msg, &[]), end.code, scrub(&end.reason, &[])),
         ),
         (EndKind::TooBig(msg), true) => instantiate(
             too_big_class(py),
-            (msg.clone(), end.code, end.reason.clone()),
+            (scrub(msg, &[]), end.code, scrub(&end.reason, &[])),
         ),
         _ => closed_error(py, end.code, &end.reason),
     }

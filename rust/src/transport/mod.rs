@@ -9,6 +9,7 @@
 //!   (`fastvoice/transport/`) drives;
 //! - [`runtime`]: the single lazily started tokio runtime;
 //! - [`errors`]: raising the Python exception classes;
+//! - [`secrets`]: masking credentials in anything a peer echoes back;
 //! - [`audio`]: the adapter to [`crate::wire`] for `send_audio`/`decode_audio`;
 //! - [`media`]: native audio I/O, ring buffers to and from the wire.
 
@@ -23,6 +24,7 @@ pub mod driver;
 pub mod errors;
 pub mod media;
 pub mod runtime;
+pub mod secrets;
 pub mod tls;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -32,5 +34,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connection::transport_connect, m)?)?;
     m.add_function(wrap_pyfunction!(connection::transport_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(connection::transport_runtime_running, m)?)?;
+    m.add_function(wrap_pyfunction!(secrets::scrub_secrets, m)?)?;
     Ok(())
 }

@@ -113,6 +113,12 @@ impl VAD {
         max_zero_crossing_rate = 0.4,
         noise_window_ms = 1500,
     ))]
+    // Spelled out: pyo3 renders the negative default as `...`, which stubtest flags.
+    #[pyo3(
+        text_signature = "(sample_rate=16000, frame_ms=20, threshold_db=-45.0, min_speech_ms=100, \
+                          hangover_ms=500, prefix_padding_ms=300, snr_db=10.0, \
+                          max_zero_crossing_rate=0.4, noise_window_ms=1500)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         sample_rate: i64,

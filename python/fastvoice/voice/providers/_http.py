@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fastvoice.realtime.auth import redact, require_api_key
+from fastvoice.realtime.auth import redact, require_api_key, scrub
 from fastvoice.voice.events import ProviderUnavailableError, VoiceError
 
 if TYPE_CHECKING:  # aiohttp is the `openai` extra: `import fastvoice.voice` must work without it
@@ -90,7 +90,8 @@ class RetryPolicy:
 
 
 def _scrub(text: str, key: str) -> str:
-    return text.replace(key, redact(key)) if key else text
+    # One rule with the transport's (fastvoice.realtime.auth.scrub): the key, Bearer tokens, sk-… keys.
+    return scrub(text, key)
 
 
 async def _status_error(
