@@ -31,7 +31,8 @@ from fastvoice.voice import (
     VoiceStreamEventError,
     VoiceStreamEventLifecycle,
 )
-from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider, find_api_key
+from fastvoice.voice.providers import STTModel, TTSModel, find_api_key
+from voice_peers import PeerProvider
 
 RATE = 16000
 
@@ -77,15 +78,7 @@ class TextTTS(TTSModel):
             yield data[i : i + self.chunk]
 
 
-class ScriptedProvider(VoiceModelProvider):
-    def __init__(self, stt: STTModel, tts: TTSModel) -> None:
-        self.stt, self.tts = stt, tts
-
-    def get_stt_model(self, name):
-        return self.stt
-
-    def get_tts_model(self, name):
-        return self.tts
+ScriptedProvider = PeerProvider  # any STT and TTS model behind the provider interface
 
 
 def speech(seconds: float = 0.5, rate: int = RATE, amp: float = 0.3) -> bytes:
