@@ -187,7 +187,7 @@ def load_engine(path: Path, progress: Progress | None = None) -> Any:
         logger.debug("fastvoice voice: whisper model files verified in %.0f ms", (t_verified - t0) * 1000)
         with _hub_offline():
             try:
-                from faster_whisper import WhisperModel
+                from faster_whisper import WhisperModel  # type: ignore[import-untyped]
             except ImportError as exc:
                 raise WhisperUnavailableError(
                     f"faster-whisper cannot be imported ({exc}); {_INSTALL_HINT}"
