@@ -6,7 +6,9 @@ pinned-hash check, missing packages, silence, and whole pipeline runs.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -288,3 +290,38 @@ async def test_streamed_turns_with_whisper(stt: WhisperSTTModel) -> None:
     # (the whole clip decodes exactly): only its first word is asserted.
     assert words(heard[0])[0] == "hello"
     assert words(heard[1]) == words(refs[1])
+
+
+def test_nothing_reaches_the_network_and_the_environment_is_restored(tmp_path: Path) -> None:
+    # A fresh interpreter whose sockets refuse to connect, with an empty hub cache: the import,
+    # the verified load and a transcription all work, no connection is attempted, and
+    # HF_HUB_OFFLINE is only set while loading.
+    script = f"""
+import asyncio, os, socket, sys
+attempts = []
+def refuse(self, *args):
+    attempts.append(args)
+    raise OSError("network disabled in this test")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ["HF_HOME"] = {str(tmp_path / "hf")!r}
+from fastvoice.voice import AudioInput, STTSettings
+from fastvoice.voice.providers.whisper import WhisperSTTModel
+lines = []
+model = WhisperSTTModel(progress=lines.append)
+data = open({str(data_path("voice_sample_24k.wav"))!r}, "rb").read()
+print(asyncio.run(model.transcribe(AudioInput(data), STTSettings())))
+print(attempts, "HF_HUB_OFFLINE" in os.environ, os.path.exists({str(tmp_path / "hf")!r}))
+print(lines)
+"""
+    import fastvoice
+
+    env = {**os.environ, "PYTHONPATH": str(Path(fastvoice.__file__).parents[1])}  # this fastvoice
+    argv = [sys.executable, "-c", script]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    transcript, state, progress = proc.stdout.strip().splitlines()
+    assert words(transcript) == words(CLIPS["voice_sample_24k.wav"])
+    assert state == "[] False False"  # no connection, env restored, nothing cached
+    assert "loading Whisper tiny.en" in progress and "ready in" in progress
