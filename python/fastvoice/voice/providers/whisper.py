@@ -162,8 +162,13 @@ _lock = threading.Lock()
 _engines: dict[Path, Any] = {}  # model directory -> loaded faster_whisper.WhisperModel
 
 
-def _cpu_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def _workers_and_threads() -> tuple[int, int]:
+    """Two CTranslate2 workers (concurrent sessions decode in parallel), the cores split between
+    them. On 2 cores, 1 thread x 2 workers decoded 8 concurrent 2 s clips 1.7x faster than
+    2 threads x 1 worker, for +9 % on a lone call (411 -> 449 ms)."""
+    cpus = os.cpu_count() or 1
+    workers = min(2, cpus)
+    return workers, max(1, min(4, cpus // workers))
 
 
 def load_engine(path: Path, progress: Progress | None = None) -> Any:
@@ -185,6 +190,7 @@ def load_engine(path: Path, progress: Progress | None = None) -> Any:
         verify_model_dir(path)
         t_verified = time.perf_counter()
         logger.debug("fastvoice voice: whisper model files verified in %.0f ms", (t_verified - t0) * 1000)
+        workers, threads = _workers_and_threads()
         with _hub_offline():
             try:
                 from faster_whisper import WhisperModel  # type: ignore[import-untyped]
@@ -197,8 +203,8 @@ def load_engine(path: Path, progress: Progress | None = None) -> Any:
                     str(path),
                     device="cpu",
                     compute_type="int8",
-                    cpu_threads=_cpu_threads(),
-                    num_workers=1,
+                    cpu_threads=threads,
+                    num_workers=workers,
                     local_files_only=True,
                 )
             except Exception as exc:
@@ -207,10 +213,11 @@ def load_engine(path: Path, progress: Progress | None = None) -> Any:
         _engines[path] = engine
         _emit(("fastvoice", "voice", "stt", "load"), {"duration": elapsed}, {"model": MODEL_NAME})
         logger.debug(
-            "fastvoice voice: whisper loaded in %.0f ms (verify %.0f ms, %d threads, int8)",
+            "fastvoice voice: whisper loaded in %.0f ms (verify %.0f ms, %d workers x %d threads, int8)",
             elapsed * 1000,
             (t_verified - t0) * 1000,
-            _cpu_threads(),
+            workers,
+            threads,
         )
         say(f"Whisper tiny.en ready in {elapsed:.1f} s")
         return engine
