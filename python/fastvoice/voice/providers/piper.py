@@ -109,7 +109,9 @@ class PiperVoice:
         model = Path(str(data.joinpath(f"{spec.stem}.onnx")))
         config_path = Path(str(data.joinpath(f"{spec.stem}.onnx.json")))
         if not model.is_file() or not config_path.is_file():
-            raise ProviderUnavailableError(f"the Piper voice package {spec.pip_name} lacks {model.name}; reinstall it")
+            raise ProviderUnavailableError(
+                f"the Piper voice package {spec.pip_name} lacks {model.name}; reinstall it"
+            )
         self.name = name
         self.config: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
         self.sample_rate = int(self.config["audio"]["sample_rate"])
@@ -185,7 +187,11 @@ def load_voice(name: str) -> PiperVoice:
             voice = PiperVoice(name, spec)
             duration = time.perf_counter() - t0
             logger.debug("fastvoice voice: loaded Piper voice %s in %.0f ms", name, duration * 1000)
-            _emit(("fastvoice", "voice", "tts", "load"), {"duration": duration}, {"model": "piper", "voice": name})
+            _emit(
+                ("fastvoice", "voice", "tts", "load"),
+                {"duration": duration},
+                {"model": "piper", "voice": name},
+            )
             _loaded[name] = voice
         return voice
 
@@ -238,7 +244,9 @@ class PiperTTSModel(TTSModel):
         if not sentences:
             return
         loop = asyncio.get_running_loop()
-        voice = _loaded.get(name) or await asyncio.to_thread(load_voice, name)
+        voice = _loaded.get(name)
+        if voice is None:  # the first use in this process: load off the event loop
+            voice = await asyncio.to_thread(load_voice, name)
         length_scale = voice.length_scale / speed
         resampler = audio.Resampler(voice.sample_rate, TTS_SAMPLE_RATE)
         gap = np.zeros(round(_SENTENCE_GAP_S * voice.sample_rate), dtype=np.float32)
@@ -266,12 +274,14 @@ class PiperTTSModel(TTSModel):
         # One sentence renders ahead of the one being yielded, no more: a consumer that stops
         # pulling stops the synthesis after that sentence.
         pending: asyncio.Future[np.ndarray[Any, Any]] | None = loop.run_in_executor(None, render, 0)
+        done = 0  # sentences rendered and taken
         try:
             for i in range(len(sentences)):
                 assert pending is not None
                 # Shielded: if the consumer is cancelled here, `finally` still stops and awaits
                 # the render, so no thread outlives the stream.
                 samples = await asyncio.shield(pending)
+                done = i + 1
                 pending = loop.run_in_executor(None, render, i + 1) if i + 1 < len(sentences) else None
                 if pending is not None:
                     samples = np.concatenate([samples, gap])
@@ -283,6 +293,11 @@ class PiperTTSModel(TTSModel):
             if pending is not None:
                 stopper.terminate = True
                 await asyncio.gather(pending, return_exceptions=True)
+                logger.debug(
+                    "fastvoice voice: piper stream closed early, stopped after %d of %d sentences",
+                    done,
+                    len(sentences),
+                )
 
 
 __all__ = ["PIPER_VOICES", "VOICES", "PiperTTSModel", "PiperVoice", "PiperVoiceSpec", "load_voice"]
