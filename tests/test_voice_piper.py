@@ -29,7 +29,7 @@ from fastvoice.voice.providers.local import LocalSTTModel
 from fastvoice.voice.providers.piper import PIPER_VOICES, VOICES, PiperTTSModel, PiperVoice, PiperVoiceSpec
 
 WEATHER = "What is the weather like in Paris today?"
-RENDERED = re.compile(r"piper rendered sentence (\d+)/(\d+) \((\d+) chars")
+RENDERED = re.compile(r"piper rendered piece (\d+)/(\d+) \((\d+) chars")
 
 
 class Transcriber:
@@ -148,6 +148,23 @@ async def test_first_audio_comes_after_the_first_sentence(tts, caplog):
     assert [i for i, _, _ in rendered(caplog)] == [1, 2, 3, 4]
 
 
+async def test_a_long_first_sentence_starts_after_its_first_clause(tts, hear, caplog):
+    caplog.set_level(logging.DEBUG, logger="fastvoice")
+    head = "The weather in Paris is sunny today,"
+    text = f"{head} with a high of twenty two degrees and a light breeze. Bring a hat."
+    stream = tts.run(text, TTSSettings())
+    chunks = [await stream.__anext__()]
+    assert [(i, n, c) for i, n, c in rendered(caplog)] == [(1, 3, len(head))]
+    chunks += [c async for c in stream]
+    heard = words(await hear(b"".join(chunks)))
+    key = (
+        {"weather", "paris", "sunny", "degrees", "breeze", "hat"}
+        if hear.name.startswith("whisper")
+        else {"weather"}
+    )
+    assert key <= heard, (hear.name, heard)
+
+
 async def test_speed_scales_duration(tts):
     normal = seconds(await synth(tts, WEATHER, speed=1.0))
     fast = seconds(await synth(tts, WEATHER, speed=2.0))
@@ -178,7 +195,7 @@ async def test_closing_the_stream_stops_synthesis(tts, caplog):
     # aclose returned only after the render in flight was stopped: the second sentence was
     # terminated, not finished, and nothing renders afterwards.
     assert [i for i, _, _ in rendered(caplog)] == [1]
-    assert any("stopped after 1 of 6 sentences" in r.getMessage() for r in caplog.records)
+    assert any("stopped after 1 of 6 pieces" in r.getMessage() for r in caplog.records)
     await asyncio.sleep(0.5)
     assert [i for i, _, _ in rendered(caplog)] == [1]
     assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
