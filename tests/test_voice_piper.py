@@ -245,3 +245,35 @@ async def test_pipeline_offline_stt_and_piper_tts(tts, hear):
     assert 2.0 < seconds(pcm) < 8.0 and rms(pcm) > 500
     heard = words(await hear(pcm))
     assert {"wonderful", "evening"} <= heard if hear.name.startswith("whisper") else "wonderful" in heard
+
+
+async def test_text_without_words_gives_no_audio(tts):
+    assert await synth(tts, "") == b""
+    assert await synth(tts, "... !?") == b""
+
+
+async def test_control_characters_do_not_swallow_words(tts, hear):
+    pcm = await synth(tts, "\x00\x01 What is the weather like in Paris today?")
+    assert seconds(pcm) > 1.2
+    assert "weather" in words(await hear(pcm))
+
+
+async def test_concurrent_streams_share_the_voice(tts, hear):
+    texts = [f"Caller number {n} wants a taxi." for n in ("one", "two", "three", "four")]
+    outs = await asyncio.gather(*(synth(tts, t) for t in texts))
+    assert PiperVoice.loads == 1
+    for n, pcm in zip(("one", "two", "three", "four"), outs, strict=True):
+        heard = words(await hear(pcm))
+        assert {"caller", "taxi"} <= heard if hear.name.startswith("whisper") else seconds(pcm) > 1.0, (
+            n,
+            heard,
+        )
+
+
+def test_phonemizer_warnings_stay_quiet(caplog):
+    # eSpeak splits "3.14" and "St." into other word counts; phonemizer would warn each time.
+    caplog.set_level(logging.DEBUG)
+    voice = piper.load_voice("joe")
+    voice.phoneme_ids_of("Dr. Smith lives at 3.14 Main St. now.")
+    voice.phoneme_ids_of("你好。")
+    assert [r.getMessage() for r in caplog.records if "mismatch" in r.getMessage()] == []

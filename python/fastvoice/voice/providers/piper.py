@@ -82,6 +82,10 @@ VOICES: dict[str, str] = dict.fromkeys(
 )
 
 _BOS, _EOS, _PAD = "^", "$", "_"
+# phonemizer warns (through this logger) whenever eSpeak splits words differently from the text,
+# which is normal with punctuation kept; only its errors are worth showing.
+_PHONEMIZER_LOG = logging.getLogger("fastvoice.piper.phonemizer")
+_PHONEMIZER_LOG.setLevel(logging.ERROR)
 _CHUNK_SAMPLES = TTS_SAMPLE_RATE // 10  # 100 ms per yielded chunk
 _SENTENCE_GAP_S = 0.15  # silence between two sentences of one `run`
 # A first sentence longer than this is rendered in two pieces, cut after its first clause, so the
@@ -156,12 +160,14 @@ class PiperVoice:
             self.config.get("espeak", {}).get("voice", "en-us"),
             preserve_punctuation=True,
             with_stress=True,
-            logger=logging.getLogger("fastvoice.piper"),
+            logger=_PHONEMIZER_LOG,
         )
         self._phonemizer_lock = threading.Lock()  # eSpeak (even phonemizer's copy) is not thread-safe
         PiperVoice.loads += 1
 
     def phoneme_ids_of(self, text: str) -> list[int]:
+        # Control characters make eSpeak drop the words after them.
+        text = "".join(c if c.isprintable() else " " for c in text)
         with self._phonemizer_lock:
             phonemes = self._phonemizer.phonemize([text], strip=True)[0]
         ids = list(self.phoneme_ids[_BOS]) + list(self.phoneme_ids[_PAD])
