@@ -236,7 +236,8 @@ class PiperTTSModel(TTSModel):
     """Piper neural TTS, resampled to 24 kHz by the native streaming `Resampler`.
 
     `TTSSettings.voice` is an OpenAI voice name (mapped by `VOICES`) or a Piper voice name
-    (`PIPER_VOICES`); `speed` (0.25-4.0) divides the voice's length scale; `instructions` have
+    (`PIPER_VOICES`); `speed` (0.25-4.0) divides the voice's length scale (each phoneme keeps at
+    least one frame, so speed 2 measures ~0.63x the duration, 0.5 ~1.75x); `instructions` have
     no equivalent and are ignored. Missing packages raise `ProviderUnavailableError` on
     construction, naming what to install; the weights load on the first `run`.
     """
@@ -276,7 +277,7 @@ class PiperTTSModel(TTSModel):
             voice = await asyncio.to_thread(load_voice, name)
         length_scale = voice.length_scale / speed
         resampler = audio.Resampler(voice.sample_rate, TTS_SAMPLE_RATE)
-        gap = np.zeros(round(_SENTENCE_GAP_S * voice.sample_rate), dtype=np.float32)
+        gap = np.zeros(round(_SENTENCE_GAP_S / speed * voice.sample_rate), dtype=np.float32)
         stopper = voice.new_run_options()
 
         def render(i: int) -> np.ndarray[Any, Any]:
