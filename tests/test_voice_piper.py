@@ -284,3 +284,19 @@ def test_phonemizer_warnings_stay_quiet(caplog):
     voice.phoneme_ids_of("Dr. Smith lives at 3.14 Main St. now.")
     voice.phoneme_ids_of("你好。")
     assert [r.getMessage() for r in caplog.records if "mismatch" in r.getMessage()] == []
+
+
+async def test_a_consumer_that_stops_pulling_stops_the_synthesis(tts, caplog):
+    caplog.set_level(logging.DEBUG, logger="fastvoice")
+    text = " ".join(f"Sentence {i} waits for a listener who is busy elsewhere." for i in range(6))
+    stream = tts.run(text, TTSSettings())
+    await stream.__anext__()
+    # Backpressure: with the first piece's audio unread, only the next piece renders ahead.
+    for _ in range(100):
+        if len(rendered(caplog)) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    assert [i for i, _, _ in rendered(caplog)] == [1, 2]
+    n = 1 + len([c async for c in stream])
+    assert [i for i, _, _ in rendered(caplog)] == [1, 2, 3, 4, 5, 6] and n > 6
