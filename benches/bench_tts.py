@@ -3,7 +3,10 @@
 - `tts-rtf`: one 3-sentence reply synthesised to the end, per engine; `extra_info["rtf"]` is the
   median synthesis time divided by the audio's duration (below 1 = faster than real time).
 - `tts-first-audio`: the same reply, timed to its first chunk (the voice already loaded). Piper
-  renders a whole sentence before its first chunk; eSpeak NG streams 40 ms buffers.
+  renders a whole piece (a sentence, or a long first sentence's first clause) before its first
+  chunk; eSpeak NG streams 40 ms buffers.
+- `tts-intelligibility`: six sentences per engine, transcribed back by PocketSphinx (the offline
+  STT); `extra_info["wer"]` is the word error rate. Piper must be heard better than eSpeak NG.
 
 Every benchmark asserts its output (seconds of speech at 24 kHz) so none can rot; in the normal
 test run each runs once.
@@ -12,12 +15,13 @@ test run each runs once.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastvoice.voice import TTSSettings
+from fastvoice.voice import AudioInput, STTSettings, TTSSettings
 from fastvoice.voice.providers import TTSModel
 
 REPLY = (
@@ -89,3 +93,55 @@ def test_tts_first_audio(benchmark: Any, engine: str) -> None:
         loop.close()
     assert first > 0 and n > 0
     benchmark.extra_info["first_chunk_bytes"] = n
+
+
+SENTENCES = (
+    "What is the weather like in Paris today?",
+    "Please tell me a joke about computers.",
+    "I'm sorry, I didn't catch that; could you say it again?",
+    "The meeting moved to Thursday at three thirty, in room twelve.",
+    "Have a wonderful day, and thank you for calling!",
+    "Turn on the kitchen lights and set the thermostat to twenty one degrees.",
+)
+
+
+def _errors(ref: str, hyp: str) -> tuple[int, int]:
+    """Word-level edit distance and the reference's word count."""
+    r, h = re.findall(r"[a-z']+", ref.lower()), re.findall(r"[a-z']+", hyp.lower())
+    row = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, row[0] = row[0], i
+        for k in range(1, len(h) + 1):
+            prev, row[k] = row[k], min(row[k] + 1, row[k - 1] + 1, prev + (r[i - 1] != h[k - 1]))
+    return row[len(h)], len(r)
+
+
+WER: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_tts_intelligibility(benchmark: Any, engine: str) -> None:
+    pytest.importorskip("pocketsphinx", reason="the [local] extra is not installed")
+    from fastvoice.voice.providers.local import LocalSTTModel
+
+    tts, stt = ENGINES[engine](), LocalSTTModel()
+
+    async def score() -> float:
+        errors = words = 0
+        for sentence in SENTENCES:
+            pcm = b"".join([c async for c in tts.run(sentence, TTSSettings())])
+            heard = await stt.transcribe(AudioInput(pcm, sample_rate=24000), STTSettings())
+            e, n = _errors(sentence, heard)
+            errors, words = errors + e, words + n
+        return errors / words
+
+    loop = asyncio.new_event_loop()
+    try:
+        benchmark.group = "tts-intelligibility"
+        wer = benchmark.pedantic(lambda: loop.run_until_complete(score()), rounds=1, iterations=1)
+    finally:
+        loop.close()
+    benchmark.extra_info["wer"] = round(wer, 3)
+    WER[engine] = wer
+    if engine == "piper":  # parametrised after espeak-ng, so both are known here
+        assert wer < 0.25 and wer < WER.get("espeak-ng", 1.0), WER
