@@ -86,6 +86,21 @@ _BOS, _EOS, _PAD = "^", "$", "_"
 # which is normal with punctuation kept; only its errors are worth showing.
 _PHONEMIZER_LOG = logging.getLogger("fastvoice.piper.phonemizer")
 _PHONEMIZER_LOG.setLevel(logging.ERROR)
+# Punctuation that ends a clause: followed by a space or the end, so "3.14" and "1,000" stay numbers.
+_CLAUSE_END = re.compile(r"([,;:.!?]+)[\"'”’)\]]*(?=\s|$)")
+
+
+def _clauses(text: str) -> list[tuple[str, str]]:
+    """`text` cut after each clause's punctuation: (clause, its punctuation)."""
+    out, start = [], 0
+    for m in _CLAUSE_END.finditer(text):
+        out.append((text[start : m.start()], m.group(1)))
+        start = m.end()
+    if text[start:].strip():
+        out.append((text[start:], ""))
+    return out
+
+
 _CHUNK_SAMPLES = TTS_SAMPLE_RATE // 10  # 100 ms per yielded chunk
 _SENTENCE_GAP_S = 0.15  # silence between two sentences of one `run`
 # A first sentence longer than this is rendered in two pieces, cut after its first clause, so the
@@ -155,11 +170,12 @@ class PiperVoice:
         self._run_options = onnxruntime.RunOptions
         EspeakWrapper.set_library(espeakng_loader.get_library_path())
         EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
-        # Piper voices were trained on eSpeak's IPA with stress marks and punctuation kept.
+        # Piper voices were trained on eSpeak's IPA with stress marks, each clause followed by its
+        # punctuation (`phoneme_ids_of` re-attaches it: phonemizer's own option also splits "3.14").
         self._phonemizer = EspeakBackend(
             self.config.get("espeak", {}).get("voice", "en-us"),
-            preserve_punctuation=True,
             with_stress=True,
+            punctuation_marks=re.compile(r"(?!)"),  # strip nothing: eSpeak reads "3.14" itself
             logger=_PHONEMIZER_LOG,
         )
         self._phonemizer_lock = threading.Lock()  # eSpeak (even phonemizer's copy) is not thread-safe
@@ -168,8 +184,14 @@ class PiperVoice:
     def phoneme_ids_of(self, text: str) -> list[int]:
         # Control characters make eSpeak drop the words after them.
         text = "".join(c if c.isprintable() else " " for c in text)
+        clauses = _clauses(text)
+        if not clauses:
+            clauses = [(text, "")]
         with self._phonemizer_lock:
-            phonemes = self._phonemizer.phonemize([text], strip=True)[0]
+            lines = self._phonemizer.phonemize([c for c, _ in clauses], strip=True)
+        phonemes = " ".join(
+            f"{line}{mark}" for line, (_, mark) in zip(lines, clauses, strict=True) if line or mark
+        )
         ids = list(self.phoneme_ids[_BOS]) + list(self.phoneme_ids[_PAD])
         for p in phonemes:
             if p in self.phoneme_ids:
