@@ -6,10 +6,11 @@ hard-coded. Text is phonemised by eSpeak NG (`espeakng-loader`, through `phonemi
 loads its own copy of the library, so it does not share state with the eSpeak TTS model).
 
 A voice is loaded once per process, on first use, in a worker thread, and shared by every
-model and session. Synthesis goes sentence by sentence: the first audio leaves once the first
-sentence is rendered, and at most one sentence is rendered ahead of what the consumer has
-taken (backpressure). Closing the stream stops a render in flight (onnxruntime's
-`RunOptions.terminate`), so nothing keeps working for a listener that went away.
+model and session. Synthesis goes piece by piece (sentences; a long first sentence is cut after
+its first clause): the first audio leaves once the first piece is rendered, and at most one
+piece is rendered ahead of what the consumer has taken (backpressure). Closing the stream stops
+a render in flight (onnxruntime's `RunOptions.terminate`), so nothing keeps working for a
+listener that went away.
 """
 
 from __future__ import annotations
@@ -321,8 +322,8 @@ class PiperTTSModel(TTSModel):
             )
             return samples
 
-        # One sentence renders ahead of the one being yielded, no more: a consumer that stops
-        # pulling stops the synthesis after that sentence.
+        # One piece renders ahead of the one being yielded, no more: a consumer that stops
+        # pulling stops the synthesis after that piece.
         pending: asyncio.Future[np.ndarray[Any, Any]] | None = loop.run_in_executor(None, render, 0)
         done = 0  # pieces rendered and taken
         try:
