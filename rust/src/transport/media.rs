@@ -258,39 +258,61 @@ fn start_item(raw: &RawDelta<'_>, ring_start: u64) -> Option<(ItemState, AudioPa
 /// Input audio the pump sent since the session last took it: what a server
 /// that dies before committing never got, re-sent after a reconnect. Bounded
 /// by `limit` wire bytes (`None`: not kept); whole chunks go oldest first and
-/// are counted in `evicted`, so a session knows exactly what it lost.
+/// are counted in `evicted`, so a session knows exactly what it lost. The bytes
+/// live in one deque (and the chunk lengths in another) whose capacity is
+/// reused, so steady-state retention allocates nothing per chunk.
 #[derive(Default)]
 pub struct Retained {
     pub limit: Option<usize>,
-    chunks: VecDeque<Vec<u8>>,
-    size: usize,
+    bytes: VecDeque<u8>,
+    lens: VecDeque<usize>,
     evicted: u64,
 }
 
 impl Retained {
+    #[cfg(test)]
     fn push(&mut self, bytes: &[u8]) {
-        let Some(limit) = self.limit else {
-            return;
-        };
-        self.chunks.push_back(bytes.to_vec());
-        self.size += bytes.len();
-        while self.size > limit {
-            let Some(old) = self.chunks.pop_front() else {
+        if self.limit.is_some() {
+            self.bytes.extend(bytes);
+            self.lens.push_back(bytes.len());
+            self.evict();
+        }
+    }
+
+    /// Keep PCM16 samples as their little-endian wire bytes.
+    fn push_pcm16(&mut self, pcm: &[i16]) {
+        if self.limit.is_some() {
+            self.bytes.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
+            self.lens.push_back(pcm.len() * 2);
+            self.evict();
+        }
+    }
+
+    /// Keep already-encoded wire bytes (G.711 codes).
+    fn push_codes(&mut self, codes: &[u8]) {
+        if self.limit.is_some() {
+            self.bytes.extend(codes);
+            self.lens.push_back(codes.len());
+            self.evict();
+        }
+    }
+
+    fn evict(&mut self) {
+        let limit = self.limit.unwrap_or(0);
+        while self.bytes.len() > limit {
+            let Some(n) = self.lens.pop_front() else {
                 break;
             };
-            self.size -= old.len();
-            self.evicted += old.len() as u64;
+            self.bytes.drain(..n.min(self.bytes.len()));
+            self.evicted += n as u64;
         }
     }
 
     /// Everything kept (in order) and the bytes evicted since the last take;
     /// both are reset.
     pub fn take(&mut self) -> (Vec<u8>, u64) {
-        let mut out = Vec::with_capacity(self.size);
-        for c in self.chunks.drain(..) {
-            out.extend_from_slice(&c);
-        }
-        self.size = 0;
+        let out: Vec<u8> = self.bytes.drain(..).collect();
+        self.lens.clear();
         (out, std::mem::take(&mut self.evicted))
     }
 }
@@ -435,10 +457,7 @@ impl InputPump {
             match self.cfg.codec {
                 Codec::Pcm16 => {
                     wire::write_append_frame(pcm, &mut frame);
-                    if kept.limit.is_some() {
-                        let le: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
-                        kept.push(&le);
-                    }
+                    kept.push_pcm16(pcm);
                 }
                 Codec::Ulaw | Codec::Alaw => {
                     self.codes.resize(n, 0);
@@ -448,7 +467,7 @@ impl InputPump {
                         alaw_encode_into(pcm, &mut self.codes);
                     }
                     wire::write_append_frame_bytes(&self.codes, &mut frame);
-                    kept.push(&self.codes);
+                    kept.push_codes(&self.codes);
                 }
             }
             // Kept once built: a frame still queued (or refused) when the
