@@ -64,16 +64,20 @@ async def _synth(tts: TTSModel, stop_at_first: bool) -> tuple[float, int]:
     return first, n
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
-def test_tts_rtf(benchmark: Any, engine: str) -> None:
+def _timed(benchmark: Any, engine: str, stop_at_first: bool, group: str) -> tuple[Any, int]:
     tts = ENGINES[engine]()
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(_synth(tts, False))  # load the voice outside the timing
-        benchmark.group = "tts-rtf"
-        first, n = benchmark(lambda: loop.run_until_complete(_synth(tts, False)))
+        loop.run_until_complete(_synth(tts, stop_at_first))  # load the voice outside the timing
+        benchmark.group = group
+        return benchmark(lambda: loop.run_until_complete(_synth(tts, stop_at_first)))
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_tts_rtf(benchmark: Any, engine: str) -> None:
+    first, n = _timed(benchmark, engine, False, "tts-rtf")
     duration = n / 2 / 24000
     assert 6.0 < duration < 20.0 and first > 0, duration
     benchmark.extra_info["audio_s"] = round(duration, 3)
@@ -83,14 +87,7 @@ def test_tts_rtf(benchmark: Any, engine: str) -> None:
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_tts_first_audio(benchmark: Any, engine: str) -> None:
-    tts = ENGINES[engine]()
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(_synth(tts, True))  # load the voice outside the timing
-        benchmark.group = "tts-first-audio"
-        first, n = benchmark(lambda: loop.run_until_complete(_synth(tts, True)))
-    finally:
-        loop.close()
+    first, n = _timed(benchmark, engine, True, "tts-first-audio")
     assert first > 0 and n > 0
     benchmark.extra_info["first_chunk_bytes"] = n
 
