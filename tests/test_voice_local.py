@@ -48,7 +48,7 @@ def speech(name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def provider() -> LocalVoiceProvider:
-    return LocalVoiceProvider(words_per_minute=WPM)
+    return LocalVoiceProvider("light", words_per_minute=WPM)
 
 
 @pytest.fixture(scope="module")

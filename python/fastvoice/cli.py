@@ -15,7 +15,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -181,17 +181,32 @@ def _read_wav(path: Path) -> tuple[bytes, int]:
     return bytes(audio.to_pcm16(pcm)), wav.sample_rate
 
 
-def _provider(name: str | None) -> Any:
-    from fastvoice.voice.providers import resolve_provider
+def _model_progress(enabled: bool) -> Callable[[str], None] | None:
+    """Where the first load of a neural model reports (stderr), when progress is shown."""
+    if not enabled:
+        return None
+    return lambda line: print(f"fastvoice: {line}", file=sys.stderr, flush=True)
 
-    return resolve_provider(name)
+
+def _provider(name: str | None, progress: bool = False) -> Any:
+    from fastvoice.voice.providers import resolve_provider
+    from fastvoice.voice.providers.local import LocalVoiceProvider
+
+    provider = resolve_provider(name)
+    if isinstance(provider, LocalVoiceProvider):
+        provider = LocalVoiceProvider(provider.engines, progress=_model_progress(progress))
+    return provider
+
+
+def _echo(text: str) -> list[str]:
+    return [f"You said: {text}" if text[-1:] in ".!?" else f"You said: {text}."]
 
 
 def _workflow(name: str) -> Any:
     from fastvoice import voice
 
     if name == "echo":
-        return voice.SimpleWorkflow(lambda text: [f"You said: {text}."])
+        return voice.SimpleWorkflow(_echo)
     return voice.AgentWorkflow(
         agent={"instructions": "You are a helpful voice assistant. Answer in one or two short sentences."}
     )
@@ -216,7 +231,7 @@ async def _voice_demo(out: Path, source: Path | None) -> int:
     else:
         clip = voice.AudioInput(sample_wav())
     print(f"input       {source or 'bundled sample'}: {clip.sample_rate} Hz, {clip.duration_s:.2f} s")
-    pipeline = voice.Pipeline(_workflow("echo"), provider="local")
+    pipeline = voice.Pipeline(_workflow("echo"), provider=_provider("local", sys.stderr.isatty()))
     print(f"provider    offline: {pipeline.stt_model.model_name} + {pipeline.tts_model.model_name}")
     t0 = time.perf_counter()
     result = await pipeline.run(clip)
@@ -283,7 +298,9 @@ async def _pipeline(args: argparse.Namespace) -> int:
 
     pcm, rate = _read_wav(args.input)
     duration = len(pcm) / 2 / rate
-    pipeline = voice.Pipeline(_workflow(args.workflow), provider=_provider(args.provider))
+    pipeline = voice.Pipeline(
+        _workflow(args.workflow), provider=_provider(args.provider, args.progress or sys.stderr.isatty())
+    )
     progress = _progress(args, "pipeline", duration)
     parts: list[bytes] = []
     t0 = time.perf_counter()
@@ -350,7 +367,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
 
     pcm, rate = _read_wav(args.input)
     duration = len(pcm) / 2 / rate
-    stt = _provider(args.provider).get_stt_model(None)
+    stt = _provider(args.provider, args.progress or sys.stderr.isatty()).get_stt_model(None)
     settings = voice.STTSettings(language=args.language)
     if duration <= SEGMENT_ABOVE_S:
         segments = [pcm]
@@ -383,7 +400,7 @@ async def _speak(args: argparse.Namespace) -> int:
     sentences = voice.split_sentences(text)
     if not sentences:
         raise CliError("nothing to say: the text is empty")
-    tts = _provider(args.provider).get_tts_model(None)
+    tts = _provider(args.provider, args.progress or sys.stderr.isatty()).get_tts_model(None)
     settings = voice.TTSSettings(voice=args.voice, speed=args.speed)
     progress = _progress(args, "speak", float(len(sentences)))
     progress.enabled = bool(args.progress) or (sys.stderr.isatty() and len(sentences) > 3)
@@ -422,9 +439,10 @@ def _parser() -> argparse.ArgumentParser:
     def providers(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--provider",
-            choices=["local", "openai"],
+            choices=["local", "light", "openai"],
             default=None,
-            help="speech engines (default: openai when an API key is found, else local)",
+            help="speech engines: local (Whisper + Piper, offline), light (PocketSphinx + eSpeak NG, "
+            "offline) or openai (default: openai when an API key is found, else local)",
         )
         p.add_argument(
             "--progress", action="store_true", help="show progress on stderr even when not a terminal"

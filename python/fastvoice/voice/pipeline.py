@@ -52,8 +52,9 @@ async def _once(text: str) -> AsyncIterator[str]:
 class Pipeline:
     """STT → workflow → TTS.
 
-    `provider`: `None` picks OpenAI when an API key is found and the offline providers
-    otherwise; `"local"` / `"openai"` choose; or pass any `VoiceModelProvider`. A provider the
+    `provider`: `None` picks OpenAI when an API key is found and the offline engines otherwise;
+    `"openai"`, `"local"` (Whisper + Piper) or `"light"` (PocketSphinx + eSpeak NG) choose; or pass
+    any `VoiceModelProvider`. A provider the
     pipeline created itself (from `None` or a name) is closed by `aclose()` / `async with`; one you
     pass in stays yours to close.
     """

