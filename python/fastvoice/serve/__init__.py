@@ -48,11 +48,19 @@ def _parser() -> argparse.ArgumentParser:
         "--lenient", action="store_true", help="skip validating each sent event as a GA server event (faster)"
     )
     p.add_argument(
+        "--engines",
+        choices=["local", "light"],
+        default=None,
+        help="offline speech engines: local (Whisper + Piper, partial transcripts) or light (PocketSphinx + "
+        "eSpeak NG, a smaller install); default: local when installed",
+    )
+    p.add_argument(
         "--stream-decoders",
         type=int,
         default=2,
         metavar="N",
-        help="turns transcribed while spoken, ~95 MB each (default 2; 0: after each turn)",
+        help="0: transcribe each turn after it ends; light engines: turns transcribed while spoken at once, "
+        "~95 MB each (default 2)",
     )
     p.add_argument(
         "--no-warm", action="store_true", help="start at once; load speech models on the first turn"
@@ -117,6 +125,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             pace=args.pace,
             strict=not args.lenient,
             stream_decoders=args.stream_decoders,
+            engines=args.engines,
             warm=not args.no_warm,
             api_key=args.api_key or os.environ.get(KEY_ENV) or None,
             allowed_origins=args.allow_origin,

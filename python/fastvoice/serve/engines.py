@@ -1,28 +1,37 @@
 """The offline speech engines one server shares between its sessions.
 
-Transcription is streamed while the user speaks when a decoder is free (:mod:`fastvoice.serve.stt`); the pool
-below is the batch fallback for the rest (manual commits, more simultaneous speakers than streaming decoders).
+Two stacks, as in ``voice.providers.local``: ``"local"`` (Whisper tiny.en, a Piper voice; the default when
+installed) and ``"light"`` (PocketSphinx, eSpeak NG). Either way a turn is transcribed while the user speaks
+when it can be (:meth:`Engines.open_utterance`), and whole at its end otherwise.
 
-PocketSphinx decoders are not thread-safe and cost memory, so the server keeps a small pool (one per core by
-default) that sessions borrow per transcription: 20 sessions share 2 decoders instead of building 20, and two
-transcriptions still run in parallel on two cores. eSpeak NG is one global instance per process anyway (it
-serialises itself); a whole utterance takes a few ms of CPU per second of speech, so one is enough.
+Light: PocketSphinx decoders are not thread-safe and cost memory, so the server keeps a small pool (one per
+core by default) that sessions borrow per transcription; streamed turns use decoders of their own
+(:mod:`fastvoice.serve.stt`). eSpeak NG is one global instance per process (it serialises itself).
+
+Local: one Whisper model per process (CTranslate2 runs two decodes at once on its own threads) and one Piper
+voice; every session shares them. Streamed turns: :class:`~fastvoice.serve.whisper_stream.WhisperUtterance`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 import numpy as np
 
-from fastvoice.serve.stt import STT_RATE, DecoderPool, Utterance
-from fastvoice.voice.config import STTSettings, TTSSettings
+from fastvoice.serve.stt import STT_RATE, DecoderPool
+from fastvoice.voice.config import VOICES, STTSettings, TTSSettings
 from fastvoice.voice.input import AudioInput
-from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel
+from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel, neural_available
 
-__all__ = ["Engines"]
+__all__ = ["Engines", "Utterance", "make_engines"]
+
+logger = logging.getLogger("fastvoice.serve")
+
+OnPartial = Callable[[str], Awaitable[None]]
 
 # Process-wide: a decoder takes a second or two to load its model, so servers started one after another
 # (tests, restarts in one process) reuse the loaded ones. Each model locks itself, so sharing is safe.
@@ -30,8 +39,66 @@ _DECODERS: list[LocalSTTModel] = []
 _STREAMS = DecoderPool(0)
 
 
+class Utterance(Protocol):
+    """A turn being transcribed as it arrives."""
+
+    def feed(self, pcm16: bytes) -> None: ...
+
+    async def finish(self) -> str: ...
+
+    async def abort(self) -> None: ...
+
+
+def _tone() -> bytes:
+    t = np.arange(8000) / 16000
+    return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+
+
 class Engines:
-    """STT pool + TTS. Create inside the event loop that uses it."""
+    """STT + TTS for every session of a server. Create inside the event loop that uses it."""
+
+    kind = "light"
+    streaming = False
+
+    def open_utterance(self, rate: int, on_partial: OnPartial | None = None) -> Utterance | None:
+        """A streamed transcription for a turn that just started, or None: transcribe it whole at its end.
+        ``on_partial(delta)`` hears newly recognised text while the turn goes on (when the engine can)."""
+        return None
+
+    async def transcribe(self, pcm16: bytes, rate: int) -> str:
+        """The offline transcript of PCM16 mono ``pcm16`` at ``rate`` ("" for silence)."""
+        raise NotImplementedError
+
+    async def warm(self) -> None:
+        """Load the models now so the first turn is not slow."""
+
+    def speak(self, text: str, voice: str, speed: float | None) -> AsyncIterator[bytes]:
+        """PCM16 mono 24 kHz chunks of ``text`` spoken with ``voice``."""
+        raise NotImplementedError
+
+
+def make_engines(
+    kind: str | None = None,
+    stt_pool: int | None = None,
+    stream_decoders: int = 2,
+    words_per_minute: int = 150,
+) -> Engines:
+    """``kind``: "local", "light" or None (local when its packages are installed, else light)."""
+    if kind is None:
+        kind = "local" if neural_available() else "light"
+        if kind == "light":
+            logger.info("the neural engines are not installed (pip install 'fastvoice[local]'); using light")
+    if kind == "local":
+        return NeuralEngines(stream_decoders)
+    if kind == "light":
+        return LightEngines(stt_pool, words_per_minute, stream_decoders)
+    raise ValueError(f'engines must be "local" or "light", got {kind!r}')
+
+
+class LightEngines(Engines):
+    """PocketSphinx pool + streamed decoders, eSpeak NG."""
+
+    kind = "light"
 
     def __init__(
         self, stt_pool: int | None = None, words_per_minute: int = 150, stream_decoders: int = 2
@@ -49,15 +116,13 @@ class Engines:
         self.streaming = stream_decoders > 0
         _STREAMS.max_decoders = max(_STREAMS.max_decoders, stream_decoders)
 
-    def open_utterance(self, rate: int) -> Utterance | None:
-        """A streamed transcription for a turn that just started, or None: transcribe it whole at its end."""
+    def open_utterance(self, rate: int, on_partial: OnPartial | None = None) -> Utterance | None:
         # Narrowband (G.711, 8 kHz) turns go batch: with the live cepstral normalisation of streamed decoding
         # the wideband model misheard the 8 kHz test recording every time ("apple want and what"), while the
         # whole-turn decode, normalised over the full utterance, gets it right.
         return _STREAMS.open(rate) if self.streaming and rate >= STT_RATE else None
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
-        """The offline transcript of PCM16 mono ``pcm16`` at ``rate`` ("" for silence)."""
         model = await self._free.get()
         try:
             return await model.transcribe(AudioInput(pcm16, "pcm16", sample_rate=rate), self._stt_settings)
@@ -65,9 +130,7 @@ class Engines:
             self._free.put_nowait(model)
 
     async def warm(self) -> None:
-        """Load every decoder now (by transcribing a short tone) so the first turn is not slow."""
-        t = np.arange(8000) / 16000
-        tone = (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+        tone = _tone()
         models = [await self._free.get() for _ in range(self._free.qsize())]
         try:
             await asyncio.gather(
@@ -82,5 +145,44 @@ class Engines:
                 self._free.put_nowait(m)
 
     def speak(self, text: str, voice: str, speed: float | None) -> AsyncIterator[bytes]:
-        """PCM16 mono 24 kHz chunks of ``text`` spoken with ``voice`` (OpenAI or eSpeak names)."""
         return self.tts.run(text, TTSSettings(voice=voice, speed=speed))
+
+
+class NeuralEngines(Engines):
+    """Whisper tiny.en (streamed with partial transcripts) and a Piper voice, loaded once per process."""
+
+    kind = "local"
+
+    def __init__(self, stream: int = 2) -> None:
+        from fastvoice.serve.whisper_stream import Busy
+        from fastvoice.voice.providers.piper import PiperTTSModel
+        from fastvoice.voice.providers.whisper import WhisperSTTModel
+
+        self.stt = WhisperSTTModel()
+        self.tts = PiperTTSModel()
+        self.streaming = stream > 0
+        self._busy = Busy()
+        self._stt_settings = STTSettings(language="en")
+
+    def open_utterance(self, rate: int, on_partial: OnPartial | None = None) -> Utterance | None:
+        from fastvoice.serve.whisper_stream import WhisperUtterance
+
+        engine = self.stt.engine
+        if not self.streaming or engine is None:  # not loaded yet: this turn goes batch (and loads it)
+            return None
+        return WhisperUtterance(engine, self._busy, rate, on_partial)
+
+    async def transcribe(self, pcm16: bytes, rate: int) -> str:
+        return await self.stt.transcribe(AudioInput(pcm16, "pcm16", sample_rate=rate), self._stt_settings)
+
+    async def warm(self) -> None:
+        async def voice() -> None:
+            async for _ in self.tts.run("Ready.", TTSSettings()):
+                pass
+
+        await asyncio.gather(self.stt.load(), voice())
+
+    def speak(self, text: str, voice: str, speed: float | None) -> AsyncIterator[bytes]:
+        # Any voice name the session accepted is spoken: a custom one by the default voice.
+        name: Any = voice if voice in VOICES else "alloy"
+        return self.tts.run(text, TTSSettings(voice=name, speed=speed))

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from fastvoice.serve.access import Access, http_error, is_loopback_host
 from fastvoice.serve.brain import BrainSource, brain_factory
-from fastvoice.serve.engines import Engines
+from fastvoice.serve.engines import Engines, make_engines
 from fastvoice.serve.session import Session, SessionOptions
 
 __all__ = ["RealtimeServer"]
@@ -27,11 +27,13 @@ class RealtimeServer:
     session), or ``fn(text)``. ``pace``: audio deltas leave at ``pace`` times real time (1.0, like the
     service; 0 sends as fast as the TTS makes them). ``strict``: validate every sent event as a GA
     ``RealtimeServerEvent`` (a failure is a bug: it is logged, kept in :attr:`errors` and ends that response).
-    ``stt_pool``: PocketSphinx decoders shared by the sessions (default: one per core); ``warm`` loads them in
-    ``start()`` (once per process) rather than on the first turn. ``stream_decoders``: how many turns may be
-    transcribed while they are spoken (~95 MB and ~1.4 s of CPU to load each, loaded by ``warm``, per process;
-    more simultaneous speakers fall back to transcription after the turn, which adds that time to their
-    first-audio latency; 0: always so).
+    ``engines``: the offline speech engines, ``"local"`` (Whisper tiny.en and a Piper voice, partial
+    transcripts while the user speaks) or ``"light"`` (PocketSphinx and eSpeak NG); None: local when
+    installed, else light. ``warm`` loads the models in ``start()`` (once per process) rather than on the
+    first turn. ``stream_decoders``: 0 transcribes every turn after it ends; otherwise turns are transcribed
+    while spoken (local: any number, sharing one model; light: at most this many at once, ~95 MB and ~1.4 s
+    to load each, the rest after the turn). ``stt_pool`` (light): PocketSphinx decoders for whole-turn
+    transcription shared by the sessions (default: one per core).
 
     Access (checked before the WebSocket upgrade; refusals are HTTP errors with OpenAI's error body):
 
@@ -66,6 +68,7 @@ class RealtimeServer:
         model: str = "gpt-realtime",
         warm: bool = True,
         stream_decoders: int = 2,
+        engines: str | None = None,
         api_key: str | None = None,
         allowed_origins: Iterable[str] = (),
         max_sessions: int = 64,
@@ -91,6 +94,9 @@ class RealtimeServer:
         self._stt_pool = stt_pool
         self._warm = warm
         self._stream_decoders = stream_decoders
+        if engines not in (None, "local", "light"):
+            raise ValueError(f'engines must be "local", "light" or None, got {engines!r}')
+        self._engine_kind = engines
         self.max_sessions = max_sessions
         self.handshake_timeout = handshake_timeout
         self.options = SessionOptions(
@@ -113,7 +119,7 @@ class RealtimeServer:
         self.errors.append(exc)
 
     async def start(self) -> RealtimeServer:
-        self._engines = Engines(self._stt_pool, stream_decoders=self._stream_decoders)
+        self._engines = make_engines(self._engine_kind, self._stt_pool, self._stream_decoders)
         if self._warm:
             await self._engines.warm()
         app = web.Application()

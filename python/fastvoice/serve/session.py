@@ -15,7 +15,7 @@ import binascii
 import copy
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +24,7 @@ from fastvoice.audio import AudioFormatError
 from fastvoice.serve.audio import InputDecoder, format_of, rate_of, wire_bytes_per_ms
 from fastvoice.serve.brain import Brain
 from fastvoice.serve.checks import check_response_params, check_session_update
-from fastvoice.serve.engines import Engines
+from fastvoice.serve.engines import Engines, Utterance
 from fastvoice.serve.events import (
     ClientEventError,
     check_client_event,
@@ -33,7 +33,6 @@ from fastvoice.serve.events import (
     parse_client_json,
 )
 from fastvoice.serve.response import Responder
-from fastvoice.serve.stt import Utterance
 from fastvoice.testing._state import default_session, merge
 from fastvoice.testing.validation import validate_server_event
 from fastvoice.voice._vad import EnergyTurnDetector, has_speech
@@ -355,11 +354,29 @@ class Session:
             }
         )
         await self._drop_utterance()
-        self._utt = self.engines.open_utterance(self._decoder.rate)
+        self._utt = self.engines.open_utterance(self._decoder.rate, self._partial_sender(self._speech_item))
         if self._utt is not None:
             self._utt.feed(bytes(self._buffer))  # pre-roll and the chunk that started the turn
         if td.get("interrupt_response", True):
             await self.responder.cancel("turn_detected")
+
+    def _partial_sender(self, item_id: str) -> Callable[[str], Awaitable[None]] | None:
+        """What a streamed transcription calls with each newly recognised piece of the turn ``item_id``
+        (None when the session does not ask for transcripts)."""
+        if not ((self.session.get("audio") or {}).get("input") or {}).get("transcription"):
+            return None
+
+        async def send(delta: str) -> None:
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "delta": delta,
+                }
+            )
+
+        return send
 
     async def _speech_stopped(self, end_ms: int) -> None:
         item_id = self._speech_item or new_id("item")
@@ -449,7 +466,7 @@ class Session:
         item["content"][0]["transcript"] = text
         if not ((self.session.get("audio") or {}).get("input") or {}).get("transcription"):
             return  # the service only reports transcripts when input transcription is on
-        if text:
+        if text and not getattr(utt, "sends_deltas", False):  # else the deltas went out as it was heard
             await self.emit(
                 {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text}
             )
