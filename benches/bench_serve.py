@@ -4,8 +4,8 @@ starts after the user stops talking.
 The server runs in its own process (`python -m fastvoice.serve`), so its CPU time is read from
 /proc/PID/stat without the clients' share. N clients in this process each
 stream `voice_sample_24k.wav` ("Have a wonderful day.") in 20 ms appends at real time with 0.3 s of silence
-before and 1 s after; the server's VAD ends the turn, PocketSphinx transcribes it, the echo brain answers,
-eSpeak NG speaks it, and the reply is paced at real time. Per run:
+before and 1 s after; the server's VAD ends the turn, the STT transcribes it, the echo brain answers, the TTS
+speaks it, and the reply is paced at real time. Per run:
 
 - `cpu_per_session_s`: server CPU seconds per session turn; `sessions_per_core`: seconds of session audio
   (input + reply) served per CPU-second. The CPU work of a turn does not depend on the pace, so this is how
@@ -13,12 +13,16 @@ eSpeak NG speaks it, and the reply is paced at real time. Per run:
 - `first_audio_ms`: first `response.output_audio.delta` minus the moment the last chunk of speech was sent
   (includes the VAD's 200 ms silence hangover, STT, brain and the first TTS buffer); `after_stopped_ms`: the
   same from the `speech_stopped` event (STT + brain + TTS only);
+- `transcript_ms`: the final transcript (`input_audio_transcription.completed`) minus `speech_stopped`;
+  `partials`: transcription deltas that arrived before `speech_stopped`; `wer`: the final transcript's word
+  error rate;
 - `late_ms`: how far the reply's last delta arrived behind its real-time schedule (0: kept pace).
 
-Competitors side by side: the default server (every sent event validated as a GA RealtimeServerEvent, STT
-streamed while the user speaks) against `--lenient` (no validation) and `--stream-decoders 0` (each turn
-transcribed after it ends, as the voice pipeline does). Smoke mode (the normal test run): 2 sessions, input
-and reply at 4x real time. Full: FASTVOICE_BENCH_FULL=1 runs 1, 4 and 8 sessions at real time.
+Competitors side by side: the default server (the neural engines, Whisper streamed with partials, Piper;
+every sent event validated as a GA RealtimeServerEvent) against `--stream-decoders 0` (each turn
+transcribed after it ends, as the voice pipeline does), `--engines light` (PocketSphinx streamed, eSpeak NG)
+and, in the full run, `--lenient` (no validation). Smoke mode (the normal test run): 2 sessions, input and
+reply at 4x real time. Full: FASTVOICE_BENCH_FULL=1 runs 1, 4 and 8 sessions at real time.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 import aiohttp
 import pytest
 from _data import data_path
+from _speech import CLIPS, wer
 
 FULL = os.environ.get("FASTVOICE_BENCH_FULL") == "1"
 PACE = 1.0 if FULL else 4.0
@@ -45,9 +50,10 @@ COUNTS = [1, 4, 8] if FULL else [2]
 CHUNK = 960  # 20 ms at 24 kHz PCM16
 TICKS = os.sysconf("SC_CLK_TCK")
 MODES = {
-    "streamed": [],  # strict validation, STT streamed for every speaker (--stream-decoders = sessions)
-    "lenient": ["--lenient"],
-    "batch-stt": ["--stream-decoders", "0"],
+    "local": [],  # Whisper + Piper, strict validation, STT streamed for every speaker
+    "local-batch-stt": ["--stream-decoders", "0"],
+    "light": ["--engines", "light"],  # PocketSphinx (--stream-decoders = sessions) + eSpeak NG
+    **({"lenient": ["--lenient"]} if FULL else {}),
 }
 
 
@@ -64,7 +70,7 @@ def _cpu_s(pid: int) -> float:
 class ServerProcess:
     def __init__(self, mode: str, sessions: int) -> None:
         args = [sys.executable, "-m", "fastvoice.serve", "--port", "0", "--pace", str(PACE)]
-        if mode != "batch-stt":
+        if mode != "local-batch-stt":
             args += ["--stream-decoders", str(sessions)]
         self.proc = subprocess.Popen(
             args + MODES[mode],
@@ -121,8 +127,11 @@ async def _session(url: str, speech: bytes) -> dict[str, Any]:
             now = time.monotonic()
             if kind == "input_audio_buffer.speech_stopped":
                 out["stopped"] = now
+            elif kind == "conversation.item.input_audio_transcription.delta" and "stopped" not in out:
+                out["partials"] = out.get("partials", 0) + 1
             elif kind == "conversation.item.input_audio_transcription.completed":
                 out["transcript"] = event["transcript"]
+                out["transcribed"] = now
             elif kind == "response.output_audio.delta":
                 out.setdefault("first_audio", now)
                 out["last_audio"] = now
@@ -150,7 +159,7 @@ def _run(mode: str, sessions: int, speech: bytes) -> dict[str, Any]:
     finally:
         server.close()
     for r in results:
-        assert "wonderful day" in r["transcript"], r["transcript"]
+        assert "wonderful day" in r["transcript"].lower(), r["transcript"]
         assert r["audio"] / 48000 > 0.8
     streamed_s = sum((len(speech) + CHUNK * 65) / 48000 + r["audio"] / 48000 for r in results)
     reply_s = statistics.median(r["audio"] / 48000 for r in results)
@@ -164,6 +173,11 @@ def _run(mode: str, sessions: int, speech: bytes) -> dict[str, Any]:
         ),
         "after_stopped_ms": round(
             statistics.median(r["first_audio"] - r["stopped"] for r in results) * 1000, 1
+        ),
+        "transcript_ms": round(statistics.median(r["transcribed"] - r["stopped"] for r in results) * 1000, 1),
+        "partials": statistics.median(r.get("partials", 0) for r in results),
+        "wer": round(
+            statistics.mean(wer(CLIPS["voice_sample_24k.wav"], r["transcript"]) for r in results), 3
         ),
         "late_ms": round(
             statistics.median(

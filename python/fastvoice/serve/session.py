@@ -62,14 +62,25 @@ class SessionOptions:
         self.idle_timeout = idle_timeout
 
 
+#: Semantic VAD's ``eagerness`` as end-of-turn silence: how long a pause must last before the turn is over.
+EAGERNESS_SILENCE_MS = {"low": 900, "medium": 500, "auto": 500, "high": 250}
+
+
 def vad_settings(td: Mapping[str, Any]) -> TurnDetection:
-    """The session's ``server_vad`` settings for the energy detector. ``threshold`` (0..1, the service's
-    probability scale) maps linearly onto -60..-20 dBFS, so the default 0.5 is the detector's -40 dBFS."""
-    threshold = float(td.get("threshold", 0.5) or 0.5)
-    silence = int(td.get("silence_duration_ms", 500) or 500)
-    prefix = int(td.get("prefix_padding_ms", 300) or 0)
+    """The session's turn detection settings for the VAD. ``server_vad``: ``threshold`` is the speech
+    probability (0..1; the energy detector maps it linearly onto -60..-20 dBFS, so 0.5 is -40 dBFS),
+    ``silence_duration_ms`` ends a turn, ``prefix_padding_ms`` is kept before it. ``semantic_vad``: its
+    ``eagerness`` picks the end-of-turn silence (:data:`EAGERNESS_SILENCE_MS`); the rest are defaults."""
+    if td.get("type") == "semantic_vad":
+        eagerness = str(td.get("eagerness") or "auto")
+        threshold, silence, prefix = 0.5, EAGERNESS_SILENCE_MS.get(eagerness, 500), 300
+    else:
+        threshold = float(td.get("threshold", 0.5) or 0.5)
+        silence = int(td.get("silence_duration_ms", 500) or 500)
+        prefix = int(td.get("prefix_padding_ms", 300) or 0)
+    threshold = min(1.0, max(0.0, threshold))
     return TurnDetection(
-        threshold_db=-60.0 + 40.0 * min(1.0, max(0.0, threshold)),
+        threshold_db=-60.0 + 40.0 * threshold,
         min_speech_ms=100,
         silence_ms=max(20, silence),
         prefix_ms=max(0, prefix),
@@ -95,6 +106,7 @@ class Session:
         self._buffer = bytearray()  # PCM16 at the input format's rate, since the last commit/clear
         self._stream_samples = 0  # all input samples ever appended, for audio_*_ms
         self._detector: EnergyTurnDetector | None = None
+        self._vad = TurnDetection()
         self._speech_item: str | None = None
         self._speech_start_ms = 0
         self._decoder = InputDecoder("audio/pcm")
@@ -266,7 +278,8 @@ class Session:
             self._buffer.clear()
         td = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection")
         if td and td.get("type") in ("server_vad", "semantic_vad"):
-            self._detector = EnergyTurnDetector(self._decoder.rate, vad_settings(td))
+            self._vad = vad_settings(td)
+            self._detector = EnergyTurnDetector(self._decoder.rate, self._vad)
         else:
             self._detector = None
         self._speech_item = None
@@ -331,20 +344,20 @@ class Session:
             if not was_in_turn:
                 await self._speech_started(now_ms, td)
             was_in_turn = False
-            end_ms = max(self._speech_start_ms, now_ms - int(td.get("silence_duration_ms", 500) or 0))
+            end_ms = max(self._speech_start_ms, now_ms - self._vad.silence_ms)
             await self._speech_stopped(end_ms)
             await self._commit(turn, auto=True)
         if detector.in_turn and not was_in_turn:
             await self._speech_started(now_ms, td)
         if not detector.in_turn:
             # Idle under VAD: keep only the pre-roll a streamed transcription starts from.
-            pre_s = 0.1 + int(td.get("prefix_padding_ms", 300) or 0) / 1000
+            pre_s = 0.1 + self._vad.prefix_ms / 1000
             keep = int(self._decoder.rate * pre_s) * 2
             del self._buffer[: max(0, len(self._buffer) - keep)]
 
     async def _speech_started(self, now_ms: int, td: Mapping[str, Any]) -> None:
         self._speech_item = new_id("item")
-        pre = 100 + int(td.get("prefix_padding_ms", 300) or 0)
+        pre = 100 + self._vad.prefix_ms
         self._speech_start_ms = max(0, now_ms - pre)
         await self.emit(
             {

@@ -6,7 +6,7 @@ encoder window that fits, see ``_whisper_io``). Two kinds of decode run, one at 
 - **partials**, greedy, every ``partial_every_s`` of new audio: the words two consecutive partials agree on
   are stable and go out as ``delta`` text (words are never taken back; a later decode that disagrees only
   delays them);
-- a **speculative final**, beam search, as soon as the speaker pauses (the last 200 ms are quiet): when the
+- a **speculative final**, beam search, as soon as the speaker pauses (the last 120 ms are quiet): when the
   turn then ends with no speech after that point, which is what the end-of-turn silence means, this decode
   *is* the final transcript, so it is ready when ``speech_stopped`` is sent instead of ~150 ms later.
 
@@ -31,7 +31,7 @@ __all__ = ["Busy", "WhisperUtterance"]
 
 logger = logging.getLogger("fastvoice.serve")
 
-PAUSE_S = 0.2  # a quiet tail this long starts the speculative final
+PAUSE_S = 0.12  # a quiet tail this long starts the speculative final (the default end of turn is 200 ms)
 _FRAME = SAMPLE_RATE // 50  # 20 ms
 OnPartial = Callable[[str], Awaitable[None]]
 

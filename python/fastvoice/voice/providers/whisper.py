@@ -228,7 +228,8 @@ class WhisperEngine:
             [self.tokenizer.prompt(prompt)],
             return_scores=True,
             return_no_speech_prob=True,
-            max_length=224,
+            # Speech runs at ~3 tokens a second: a loop ("Turn on the lights. Turn on the...") stops early.
+            max_length=min(224, 16 + 8 * len(samples) // SAMPLE_RATE),
             **options,
         )[0]
         ids = result.sequences_ids[0]
