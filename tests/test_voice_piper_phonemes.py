@@ -258,7 +258,7 @@ BAD_INPUT = [
     "🙂🎉👍",
     "e\u0301le\u0300ve",  # combining accents
     "\ud800 lone surrogate",
-    "a" * 3000,
+    "a" * 1000,  # one 1000-letter "word": eSpeak spells it
     ", , , .",
     "((( ))) [[[",
 ]
@@ -283,9 +283,9 @@ def test_very_long_text_phonemises_whole(joe):
 
 
 async def test_a_long_unpunctuated_sentence_renders(tts, hear):
-    text = " ".join(["the quick brown fox jumps over the lazy dog"] * 6)
+    text = " ".join(["the quick brown fox jumps over the lazy dog"] * 3)
     pcm = await synth(tts, text)
-    assert seconds(pcm) > 8
+    assert seconds(pcm) > 5
     assert {"quick", "brown", "fox", "lazy", "dog"} <= words(await hear(pcm))
 
 
