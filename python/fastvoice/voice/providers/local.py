@@ -6,15 +6,14 @@ network.
 
 Both are CPU work in C: it runs in worker threads so the event loop stays responsive, under a
 lock because neither engine is thread-safe (a PocketSphinx decoder per model instance; eSpeak
-is one global instance per process).
+is one global instance per process, `providers._espeak`, shared with the Piper phonemiser).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from fastvoice.voice.config import TTS_SAMPLE_RATE, STTSettings, TTSSettings
 from fastvoice.voice.events import ProviderUnavailableError, STTError, TTSError, UnknownVoiceError
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider
+from fastvoice.voice.providers._espeak import Espeak as _Espeak
 
 STT_RATE = 16000  # the rate of PocketSphinx's default English acoustic model
 
@@ -96,88 +96,6 @@ class LocalSTTModel(STTModel):
         return str(hyp.hypstr).strip() if hyp is not None else ""
 
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_BUFFER_MS = 40  # callback granularity: the first audio leaves after ~this much speech
-_ESPEAK_RATE = 1
-_CHARS_UTF8 = 1
-_POS_CHARACTER = 1
-
-
-class _Espeak:
-    """The process-wide eSpeak NG instance. `synth` holds `lock` for a whole utterance: eSpeak's
-    voice, rate and callback are global state."""
-
-    lock = threading.Lock()
-    _instance: _Espeak | None = None
-
-    @classmethod
-    def get(cls) -> _Espeak:
-        with cls.lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
-
-    def __init__(self) -> None:
-        try:
-            import espeakng_loader  # type: ignore[import-untyped]
-        except ImportError as exc:
-            raise ProviderUnavailableError(f"espeakng-loader is not installed; {_INSTALL_HINT}") from exc
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
-        lib.espeak_SetSynthCallback.restype = None
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetVoiceByName.restype = ctypes.c_int
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
-        lib.espeak_Synth.restype = ctypes.c_int
-        data = str(espeakng_loader.get_data_path()).encode()
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data, 0)
-        if rate <= 0:
-            raise TTSError(f"eSpeak NG failed to initialise (data path {data.decode()!r})")
-        self.lib = lib
-        self.sample_rate = int(rate)
-        self._sink: Callable[[bytes], bool] | None = None
-        # Kept on the instance: ctypes must not free the trampoline while eSpeak holds it.
-        self._callback = _CALLBACK(self._on_audio)
-        lib.espeak_SetSynthCallback(self._callback)
-
-    def _on_audio(self, wav: Any, n: int, _events: Any) -> int:
-        sink = self._sink
-        if n > 0 and wav and sink is not None and not sink(ctypes.string_at(wav, n * 2)):
-            return 1  # abort the synthesis: the consumer went away
-        return 0
-
-    def synth(self, text: str, voice: str, words_per_minute: int, sink: Callable[[bytes], bool]) -> None:
-        """Synthesise `text`, calling `sink(pcm16 at self.sample_rate)` per buffer (in this
-        thread); `sink` returns False to stop early."""
-        with self.lock:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise UnknownVoiceError(voice, tuple(VOICES))
-            self.lib.espeak_SetParameter(_ESPEAK_RATE, words_per_minute, 0)
-            encoded = text.encode("utf-8") + b"\0"
-            buf = ctypes.create_string_buffer(encoded, len(encoded))
-            self._sink = sink
-            try:
-                err = self.lib.espeak_Synth(buf, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            finally:
-                self._sink = None
-            if err != 0:
-                raise TTSError(f"eSpeak NG synthesis failed (error {err})")
-
-
 class LocalTTSModel(TTSModel):
     """eSpeak NG, resampled 22.05 → 24 kHz by the native streaming `Resampler`.
 
@@ -190,7 +108,7 @@ class LocalTTSModel(TTSModel):
     def __init__(self, words_per_minute: int = 150) -> None:
         if not 80 <= words_per_minute <= 450:
             raise ValueError(f"words_per_minute must be between 80 and 450, got {words_per_minute}")
-        self._engine = _Espeak.get()
+        self._engine = _Espeak.get(_INSTALL_HINT)
         self.words_per_minute = words_per_minute
 
     @property
@@ -228,7 +146,7 @@ class LocalTTSModel(TTSModel):
 
         def work() -> None:
             try:
-                self._engine.synth(text, voice, wpm, sink)
+                self._engine.synth(text, voice, wpm, sink, tuple(VOICES))
                 if not stop.is_set() and (tail := bytes(audio.to_pcm16(resampler.flush()))):
                     post(tail)
             except BaseException as exc:

