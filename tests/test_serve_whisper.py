@@ -39,7 +39,7 @@ async def speak_in_real_time(client, pcm: bytes) -> None:
         await asyncio.sleep(0.02)  # a microphone's pace: partials can only come while the user speaks
 
 
-@pytest.mark.parametrize("name", ["voice_sample_24k.wav", "weather_22k.wav"])
+@pytest.mark.parametrize("name", ["voice_sample_24k.wav", "weather_22k.wav", "lights_48k_stereo_f32.wav"])
 async def test_partial_transcripts_arrive_while_the_user_speaks(name: str) -> None:
     speech = clip_24k(name)
     server = RealtimeServer(pace=0)

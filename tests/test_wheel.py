@@ -72,6 +72,6 @@ def test_wheel_installs_without_rust_and_runs_the_demo(wheel: Path, tmp_path: Pa
     demo = run("fastvoice", "demo", timeout=300)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = dict(line.split(None, 1) for line in demo.stdout.splitlines() if line.strip())
-    assert lines["transcript"].startswith('"what is the weather like today"'), demo.stdout
-    assert lines["reply"].startswith('"You said: what is the weather like today."'), demo.stdout
+    assert lines["transcript"].startswith('"What is the weather like today?"'), demo.stdout
+    assert lines["reply"].startswith('"You said: What is the weather like today?"'), demo.stdout
     assert (tmp_path / "out.wav").stat().st_size > 24000 * 2  # over a second of spoken reply
