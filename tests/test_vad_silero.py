@@ -292,3 +292,47 @@ async def test_pipeline_reports_a_missing_silero(monkeypatch):
     errors = [e.error for e in events if isinstance(e, VoiceStreamEventError)]
     assert len(errors) == 1 and isinstance(errors[0], ProviderUnavailableError) and stt.heard == []
     assert isinstance(events[-1], VoiceStreamEventLifecycle) and events[-1].event == "session_ended"
+
+
+class ScriptedSession:
+    """Stands in for the onnxruntime session: window k scores `probs[k]` (the state is passed
+    through), so the hysteresis is tested window by window."""
+
+    def __init__(self, probs: list[float]) -> None:
+        self.probs = list(probs)
+        self.inputs: list[np.ndarray] = []
+
+    def run(self, outputs, feeds):  # type: ignore[no-untyped-def]
+        self.inputs.append(feeds["input"].copy())
+        return np.array([[self.probs.pop(0)]], np.float32), feeds["state"]
+
+
+def test_hysteresis_window_by_window():
+    probs = (
+        [0.1] * 5
+        + [0.6] * 3  # 96 ms: short of min_speech_ms (4 windows), no turn
+        + [0.1] * 3
+        + [0.6] * 4  # windows 11-14: the turn starts at window 11
+        + [0.4] * 30  # between threshold - 0.15 and threshold: still speech, no countdown
+        + [0.3] * 5  # windows 45-49: the countdown starts at 45
+        + [0.4] * 3  # the countdown goes on
+        + [0.6]  # window 53 cancels it
+        + [0.3] * 10  # windows 54-63: 10 windows = silence_ms, the turn ends at window 64's start
+        + [0.1] * 6
+    )
+    settings = TurnDetection(min_speech_ms=100, silence_ms=320, prefix_ms=0)
+    session = ScriptedSession(probs)
+    det = SileroTurnDetector(16000, settings, session=session)
+    det.spans = []
+    pcm = (np.arange(len(probs) * 512) % 997).astype("<i2").tobytes()  # distinct bytes to locate cuts
+    turns = [t for i in range(0, len(pcm), 640) for t in det.push(pcm[i : i + 640])]
+    assert len(turns) == 1 and not det.in_turn
+    # Pre-roll counted from the window before the first speech window (prefix_ms=0 adds none).
+    assert turns[0] == pcm[2 * 10 * 512 : 2 * 64 * 512]
+    assert det.spans == [(11 * 512, 54 * 512)]
+    # The model saw 64 samples of context before each window: the previous window's tail.
+    assert (session.inputs[1][0, :64] == session.inputs[0][0, -64:]).all()
+    assert (session.inputs[0][0, :64] == 0).all()
+    # A higher threshold: the 0.6 windows are not speech at all.
+    strict = SileroTurnDetector(16000, TurnDetection(threshold=0.7), session=ScriptedSession(probs))
+    assert strict.push(pcm) == [] and strict.flush() is None
