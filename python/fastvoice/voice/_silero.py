@@ -116,8 +116,9 @@ def shared_session() -> Any:
 
 
 def _check_rate(sample_rate: object) -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int):
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
         raise ValueError(f"sample_rate must be an int in Hz, got {sample_rate!r}")
+    sample_rate = int(sample_rate)
     if not MIN_RATE <= sample_rate <= MAX_RATE:
         raise ValueError(
             f"sample_rate must be {MIN_RATE}..{MAX_RATE} Hz for the Silero VAD, not {sample_rate}"
@@ -195,8 +196,9 @@ class SileroTurnDetector:
     A turn starts once `min_speech_ms` of consecutive windows have a speech probability of at
     least `settings.threshold`, and ends `silence_ms` after the probability first fell below
     `threshold - 0.15` (a window back at `threshold` or above cancels the countdown). Each turn
-    holds `prefix_ms` of audio before the speech (never reaching back into the previous turn)
-    and the `silence_ms` after it, as the energy detector's do. `threshold_db` and `frame_ms`
+    holds `prefix_ms` of audio before the window preceding the first speech window (never
+    reaching back into the previous turn) and the `silence_ms` after the speech, as the energy
+    detector's turns hold their pre-roll and hangover. `threshold_db` and `frame_ms`
     are the energy detector's and are ignored here.
     """
 
