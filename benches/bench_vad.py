@@ -1,11 +1,15 @@
 """VAD benchmarks: the native `fastvoice.audio.VAD` next to the Python energy detector it
-replaced (numpy, the placeholder that was on main) and WebRTC's VAD (`webrtcvad`, C, when
-installed), on the same audio.
+replaced (numpy, the placeholder that was on main), WebRTC's VAD (`webrtcvad`, C, when
+installed) and the Silero VAD turn detector (`fastvoice.voice._silero`, onnxruntime), on the same audio.
 
 - `vad-stream-20ms`: a 60 s conversation-like stream (the two-turn recording of tests/data, repeated)
   fed in 20 ms chunks, as live capture would: per-chunk cost including the Python call.
 - `vad-file`: the same 60 s handed over at once (native only: one call; the others must loop
   over frames anyway, so their figure is the streaming one).
+- `vad-agreement`: each detector's speech/non-speech verdict per 20 ms frame of one repetition
+  against the reference segments of tests/data/README (speech 0.35-1.02 s and 2.59-4.61 s), in
+  `extra_info["agreement_pct"]`: the native VAD's and Silero's speech spans (no padding, no
+  hangover), webrtcvad's raw per-frame verdicts (it has no segmenter).
 
 Each benchmark asserts what it detected (two utterances per repetition of the recording), so
 it cannot rot; in the normal test run each runs once.
@@ -117,12 +121,21 @@ def webrtc_stream(chunks: tuple[bytes, ...]) -> int:
     return starts
 
 
+def silero_stream(chunks: tuple[bytes, ...]) -> int:
+    from fastvoice.voice._silero import SileroTurnDetector
+    from fastvoice.voice.config import TurnDetection
+
+    det = SileroTurnDetector(RATE, TurnDetection(silence_ms=500))  # the others' 500 ms hangover
+    return sum(len(det.push(chunk)) for chunk in chunks) + (det.flush() is not None)
+
+
 def _bench(benchmark, fn, group: str, name: str) -> None:  # type: ignore[no-untyped-def]
     benchmark.group = group
     benchmark.extra_info.update(
         implementation=name,
         audio_s=round(len(_stream()) / 2 / RATE, 2),
         chunk_ms=20 if "stream" in group else None,
+        chunks=len(_chunks()) if "stream" in group else 1,
     )
     starts = benchmark(fn, _chunks() if "stream" in group else _stream())
     assert starts == EXPECTED, (name, starts)
@@ -141,5 +154,82 @@ def test_webrtc_vad_stream(benchmark) -> None:  # type: ignore[no-untyped-def]
     _bench(benchmark, webrtc_stream, "vad-stream-20ms", "webrtcvad (C, mode 2)")
 
 
+def test_silero_vad_stream(benchmark) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip(
+        "onnxruntime", reason="the Silero VAD needs onnxruntime (pip install 'fastvoice[local]')"
+    )
+    from fastvoice.voice._silero import shared_session
+
+    shared_session()  # load the model before timing (~50 ms, once per process)
+    _bench(benchmark, silero_stream, "vad-stream-20ms", "Silero VAD (onnxruntime, 1 thread)")
+
+
 def test_native_vad_file(benchmark) -> None:  # type: ignore[no-untyped-def]
     _bench(benchmark, native_file, "vad-file", "fastvoice VAD (Rust), one call")
+
+
+# -- agreement with the reference segments --
+
+REFERENCE = ((0.35, 1.02), (2.59, 4.61))  # tests/data/README's two utterances
+
+
+def _frames(spans: list[tuple[float, float]], n: int) -> np.ndarray:
+    """Speech flags of `n` 20 ms frames: a frame is speech when its centre lies in a span."""
+    centres = (np.arange(n) + 0.5) * FRAME / RATE
+    flags = np.zeros(n, bool)
+    for start, end in spans:
+        flags |= (centres >= start) & (centres < end)
+    return flags
+
+
+def _one() -> bytes:
+    return _stream()[: len(_stream()) // REPEATS]
+
+
+def native_spans(pcm: bytes) -> list[tuple[float, float]]:
+    vad = VAD(RATE, hangover_ms=500)
+    events = [*vad.push(pcm), *[e for e in [vad.flush()] if e is not None]]
+    starts = [e.sample / RATE for e in events if e.kind == "start"]
+    stops = [e.sample / RATE for e in events if e.kind == "stop"]
+    return list(zip(starts, [*stops, len(pcm) / 2 / RATE][: len(starts)], strict=True))
+
+
+def webrtc_frames(pcm: bytes) -> np.ndarray:
+    import webrtcvad  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    vad = webrtcvad.Vad(2)
+    return np.array([vad.is_speech(pcm[i : i + 2 * FRAME], RATE) for i in range(0, len(pcm), 2 * FRAME)])
+
+
+def silero_spans(pcm: bytes) -> list[tuple[float, float]]:
+    from fastvoice.voice._silero import speech_segments
+    from fastvoice.voice.config import TurnDetection
+
+    return speech_segments(pcm, RATE, TurnDetection(silence_ms=500))
+
+
+def test_vad_agreement(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """One table, all three: frame-level agreement with the reference (timed: Silero's pass over
+    the clip, or the native one without onnxruntime)."""
+    benchmark.group = "vad-agreement"
+    pcm = _one()
+    n = len(pcm) // (2 * FRAME)
+    ref = _frames(list(REFERENCE), n)
+    verdicts = {"fastvoice VAD (Rust)": _frames(native_spans(pcm), n)}
+    try:
+        verdicts["webrtcvad (C, mode 2)"] = webrtc_frames(pcm)[:n]
+    except ImportError:
+        print("webrtcvad is not installed: no agreement figure for it")  # optional baseline
+    try:
+        import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
+    except ImportError:
+        print("onnxruntime is not installed: no agreement figure for Silero")
+        benchmark(native_spans, pcm)
+    else:
+        verdicts["Silero VAD"] = _frames(benchmark(silero_spans, pcm), n)
+    agreement = {name: round(100 * float(np.mean(v == ref)), 1) for name, v in verdicts.items()}
+    benchmark.extra_info.update(frames=n, agreement_pct=agreement)
+    print(f"frame agreement with the reference ({n} frames of 20 ms):", agreement)
+    # Silero lands within a 32 ms window of each boundary, so at most ~4 frames of 268 differ.
+    assert agreement.get("Silero VAD", 100.0) >= 97.0, agreement
+    assert agreement["fastvoice VAD (Rust)"] >= 85.0, agreement

@@ -19,6 +19,7 @@ from fastvoice.voice import (
     Pipeline,
     SimpleWorkflow,
     StreamedAudioInput,
+    TurnDetection,
     VoiceStreamEventAudio,
 )
 from fastvoice.voice.providers.openai import OpenAIVoiceModelProvider
@@ -155,9 +156,9 @@ async def feed_one_turn(inp: StreamedAudioInput, rate: int) -> None:
 async def test_streamed_input_local_turns_stop_on_cancel(how):
     before = asyncio.all_tasks()
     tts = CountingTTS(chunk=480)
-    pipeline = Pipeline(
-        SimpleWorkflow(lambda _: long_text(100_000)), UNBOUNDED, PeerProvider(FixedSTT(), tts)
-    )
+    # The fed "speech" is a tone, which the energy VAD takes for speech and Silero rightly does not.
+    config = Config(max_buffered_audio_s=1e6, turn_detection=TurnDetection(engine="energy"))
+    pipeline = Pipeline(SimpleWorkflow(lambda _: long_text(100_000)), config, PeerProvider(FixedSTT(), tts))
     inp = StreamedAudioInput(sample_rate=16000)
     result = await pipeline.run_streamed(inp)
     await feed_one_turn(inp, 16000)

@@ -27,6 +27,7 @@ from fastvoice.voice import (
     StreamedAudioInput,
     TTSError,
     TTSSettings,
+    TurnDetection,
     VoiceStreamEventAudio,
     VoiceStreamEventError,
     VoiceStreamEventLifecycle,
@@ -377,7 +378,12 @@ async def test_run_type_errors():
 
 
 async def test_streamed_turns_with_a_failed_turn_in_between():
-    pipeline, stt, _ = make(echo, transcripts=["first", NoSpeechError("noise"), "third"])
+    # Tones stand in for speech: the energy VAD's turns (Silero's are tested in test_vad_silero.py).
+    pipeline, stt, _ = make(
+        echo,
+        transcripts=["first", NoSpeechError("noise"), "third"],
+        turn_detection=TurnDetection(engine="energy"),
+    )
     inp = StreamedAudioInput(sample_rate=RATE)
     result = await pipeline.run_streamed(inp)
     stream = (

@@ -47,6 +47,8 @@ def test_wheel_is_abi3_manylinux2014_and_carries_extension_and_sample(wheel: Pat
     names = zipfile.ZipFile(wheel).namelist()
     assert "fastvoice/_fastvoice.abi3.so" in names
     assert "fastvoice/data/sample.wav" in names
+    assert "fastvoice/data/silero_vad.onnx" in names  # the turn detector's model
+    assert "fastvoice/data/SILERO_VAD_LICENSE.txt" in names
     assert not any(n.startswith("tests/") for n in names)  # test data stays in the repository
 
 

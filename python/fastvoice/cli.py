@@ -363,7 +363,7 @@ def _print_turn(n: int, turn: Any, progress: Progress) -> None:
 
 async def _transcribe(args: argparse.Namespace) -> int:
     from fastvoice import voice
-    from fastvoice.voice._vad import EnergyTurnDetector
+    from fastvoice.voice._vad import make_turn_detector
 
     pcm, rate = _read_wav(args.input)
     duration = len(pcm) / 2 / rate
@@ -372,7 +372,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
     if duration <= SEGMENT_ABOVE_S:
         segments = [pcm]
     else:  # long input: utterance by utterance, so memory and progress stay bounded
-        detector = EnergyTurnDetector(rate)
+        detector = make_turn_detector(rate)
         segments = detector.push(pcm)
         if (last := detector.flush()) is not None:
             segments.append(last)

@@ -1,4 +1,5 @@
-"""Turn detection for streamed input, on the native VAD (`fastvoice.audio.VAD`).
+"""Turn detection for streamed input: `make_turn_detector` picks the engine; this module has the
+energy one, on the native VAD (`fastvoice.audio.VAD`), and `_silero` the neural one.
 
 The VAD finds speech boundaries as sample offsets; this module keeps just enough of the
 stream to cut the turns out at those offsets: the pre-roll (prefix padding plus the frames
@@ -8,8 +9,41 @@ in progress. Everything per sample runs in Rust; Python only slices bytes at the
 
 from __future__ import annotations
 
+import logging
+from typing import Protocol
+
 from fastvoice._fastvoice import VAD
 from fastvoice.voice.config import TurnDetection
+
+_log = logging.getLogger("fastvoice")
+
+
+class TurnDetector(Protocol):
+    """What `EnergyTurnDetector` and `SileroTurnDetector` both are."""
+
+    @property
+    def in_turn(self) -> bool: ...
+    def push(self, pcm16: bytes) -> list[bytes]: ...
+    def flush(self) -> bytes | None: ...
+
+
+def make_turn_detector(sample_rate: int, settings: TurnDetection | None = None) -> TurnDetector:
+    """The turn detector `settings.engine` names: `"silero"` (raises `ProviderUnavailableError`
+    without onnxruntime), `"energy"`, or `"auto"`: Silero when onnxruntime imports, else energy."""
+    s = settings or TurnDetection()
+    if s.engine not in ("auto", "silero", "energy"):
+        raise ValueError(f"TurnDetection.engine must be 'auto', 'silero' or 'energy', got {s.engine!r}")
+    if s.engine != "energy":
+        from fastvoice.voice import _silero
+
+        if _silero.available():
+            return _silero.SileroTurnDetector(sample_rate, s)
+        if s.engine == "silero":
+            raise _silero.SileroUnavailableError(
+                f"TurnDetection(engine='silero') needs onnxruntime; {_silero.INSTALL_HINT}"
+            )
+        _log.debug("fastvoice voice: onnxruntime is not installed, turn detection uses the energy VAD")
+    return EnergyTurnDetector(sample_rate, s)
 
 
 def has_speech(pcm16: bytes, sample_rate: int, threshold_db: float = -50.0, min_ms: int = 60) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastvoice.voice.events import UnknownVoiceError
 
@@ -89,12 +89,19 @@ class TTSSettings:
 
 @dataclass(slots=True)
 class TurnDetection:
-    """Turn detection for `Pipeline.run_streamed`, by the native VAD (`fastvoice.audio.VAD`).
+    """Turn detection for `Pipeline.run_streamed` (when the STT model does not detect turns itself).
 
-    A turn starts once `min_speech_ms` of frames are speech (louder than `threshold_db` dBFS and
-    than the adaptive noise floor, not noise-like) and ends after `silence_ms` of other frames;
-    `prefix_ms` of audio before the start is kept so the first phoneme is not clipped.
-    `frame_ms` is 10, 20 or 30.
+    `engine` picks the detector: `"silero"`, the Silero VAD neural network (v6, shipped with
+    fastvoice) on onnxruntime; `"energy"`, the native VAD (`fastvoice.audio.VAD`); `"auto"` (the
+    default), Silero when onnxruntime is installed, else the energy VAD. `"silero"` without
+    onnxruntime raises `ProviderUnavailableError` (`pip install 'fastvoice[local]'`).
+
+    A turn starts once `min_speech_ms` of audio is speech and ends after `silence_ms` of non-speech;
+    `prefix_ms` of audio before the start is kept so the first phoneme is not clipped. Speech is,
+    for Silero, a window whose speech probability is at least `threshold` (0-1, the scale of the
+    Realtime API's `server_vad` threshold; it ends below `threshold - 0.15`), and for the energy
+    VAD a frame louder than `threshold_db` dBFS and than the adaptive noise floor and not
+    noise-like, in frames of `frame_ms` (10, 20 or 30). Each engine ignores the other's fields.
     """
 
     threshold_db: float = -40.0
@@ -102,6 +109,8 @@ class TurnDetection:
     silence_ms: int = 700
     prefix_ms: int = 200
     frame_ms: int = 20
+    threshold: float = 0.5
+    engine: Literal["auto", "silero", "energy"] = "auto"
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from fastvoice._fastvoice import AudioFormatError
 from fastvoice.voice._channel import Channel
 from fastvoice.voice._readahead import ReadAhead, Segment
 from fastvoice.voice._telemetry import _emit
-from fastvoice.voice._vad import EnergyTurnDetector
+from fastvoice.voice._vad import make_turn_detector
 from fastvoice.voice.config import TTS_SAMPLE_RATE, Config
 from fastvoice.voice.events import NoSpeechError, STTError, TTSError, VoiceError
 from fastvoice.voice.input import AudioInput, StreamedAudioInput
@@ -117,7 +117,8 @@ class Pipeline:
     async def run_streamed(self, audio_input: StreamedAudioInput) -> StreamedAudioResult:
         """Turns detected in live input, answered one after the other until the input closes.
 
-        Turns are cut by the native VAD (`fastvoice.audio.VAD`, settings in `Config.turn_detection`).
+        Turns are cut by the Silero VAD when onnxruntime is installed, else by the native energy VAD
+        (`fastvoice.audio.VAD`); settings and the choice in `Config.turn_detection`.
         A failed turn reports its error and the session goes on with the next one.
         """
         if not isinstance(audio_input, StreamedAudioInput):
@@ -204,7 +205,13 @@ class Pipeline:
             finally:  # also when cancelled mid-turn: the session's socket and tasks end now
                 await aclose_iterator(transcripts)
             return
-        detector = EnergyTurnDetector(audio_input.sample_rate, self.config.turn_detection)
+        try:  # off the event loop: the first Silero detector imports onnxruntime and loads the model
+            detector = await asyncio.to_thread(
+                make_turn_detector, audio_input.sample_rate, self.config.turn_detection
+            )
+        except Exception as exc:  # e.g. engine="silero" without onnxruntime: nothing can be heard
+            result._error(exc)
+            return
         turns: Channel[bytes | None] = Channel()
 
         async def segment() -> None:
