@@ -59,6 +59,7 @@ class Engines:
 
     kind = "light"
     streaming = False
+    turn_detector = "energy"  # the VAD of server_vad / semantic_vad sessions ("auto": Silero when installed)
 
     def open_utterance(self, rate: int, on_partial: OnPartial | None = None) -> Utterance | None:
         """A streamed transcription for a turn that just started, or None: transcribe it whole at its end.
@@ -152,6 +153,7 @@ class NeuralEngines(Engines):
     """Whisper tiny.en (streamed with partial transcripts) and a Piper voice, loaded once per process."""
 
     kind = "local"
+    turn_detector = "auto"
 
     def __init__(self, stream: int = 2) -> None:
         from fastvoice.serve.whisper_stream import Busy
@@ -180,7 +182,13 @@ class NeuralEngines(Engines):
             async for _ in self.tts.run("Ready.", TTSSettings()):
                 pass
 
-        await asyncio.gather(self.stt.load(), voice())
+        def vad() -> None:  # Silero's session loads once per process
+            from fastvoice.voice._vad import make_turn_detector
+            from fastvoice.voice.config import TurnDetection
+
+            make_turn_detector(24000, TurnDetection(engine="auto"))
+
+        await asyncio.gather(self.stt.load(), voice(), asyncio.to_thread(vad))
 
     def speak(self, text: str, voice: str, speed: float | None) -> AsyncIterator[bytes]:
         # Any voice name the session accepted is spoken: a custom one by the default voice.

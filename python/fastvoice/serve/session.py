@@ -35,7 +35,7 @@ from fastvoice.serve.events import (
 from fastvoice.serve.response import Responder
 from fastvoice.testing._state import default_session, merge
 from fastvoice.testing.validation import validate_server_event
-from fastvoice.voice._vad import EnergyTurnDetector, has_speech
+from fastvoice.voice._vad import TurnDetector, has_speech, make_turn_detector
 from fastvoice.voice.config import TurnDetection
 
 __all__ = ["Session", "SessionOptions"]
@@ -66,9 +66,10 @@ class SessionOptions:
 EAGERNESS_SILENCE_MS = {"low": 900, "medium": 500, "auto": 500, "high": 250}
 
 
-def vad_settings(td: Mapping[str, Any]) -> TurnDetection:
-    """The session's turn detection settings for the VAD. ``server_vad``: ``threshold`` is the speech
-    probability (0..1; the energy detector maps it linearly onto -60..-20 dBFS, so 0.5 is -40 dBFS),
+def vad_settings(td: Mapping[str, Any], engine: str = "energy") -> TurnDetection:
+    """The session's turn detection settings for the VAD ``engine`` ("auto": Silero when installed, or
+    "energy"). ``server_vad``: ``threshold`` is the speech probability (0..1: Silero's own scale; the energy
+    detector maps it linearly onto -60..-20 dBFS, so 0.5 is -40 dBFS),
     ``silence_duration_ms`` ends a turn, ``prefix_padding_ms`` is kept before it. ``semantic_vad``: its
     ``eagerness`` picks the end-of-turn silence (:data:`EAGERNESS_SILENCE_MS`); the rest are defaults."""
     if td.get("type") == "semantic_vad":
@@ -80,6 +81,8 @@ def vad_settings(td: Mapping[str, Any]) -> TurnDetection:
         prefix = int(td.get("prefix_padding_ms", 300) or 0)
     threshold = min(1.0, max(0.0, threshold))
     return TurnDetection(
+        engine="auto" if engine == "auto" else "energy",
+        threshold=threshold,
         threshold_db=-60.0 + 40.0 * threshold,
         min_speech_ms=100,
         silence_ms=max(20, silence),
@@ -105,7 +108,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._buffer = bytearray()  # PCM16 at the input format's rate, since the last commit/clear
         self._stream_samples = 0  # all input samples ever appended, for audio_*_ms
-        self._detector: EnergyTurnDetector | None = None
+        self._detector: TurnDetector | None = None
         self._vad = TurnDetection()
         self._speech_item: str | None = None
         self._speech_start_ms = 0
@@ -278,8 +281,8 @@ class Session:
             self._buffer.clear()
         td = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection")
         if td and td.get("type") in ("server_vad", "semantic_vad"):
-            self._vad = vad_settings(td)
-            self._detector = EnergyTurnDetector(self._decoder.rate, self._vad)
+            self._vad = vad_settings(td, self.engines.turn_detector)
+            self._detector = make_turn_detector(self._decoder.rate, self._vad)
         else:
             self._detector = None
         self._speech_item = None
