@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from _data import data_path
 from _piper import Transcriber, seconds, synth, words
+from _speech import wer
 from fastvoice.realtime.config import VOICES as REALTIME_VOICES
 from fastvoice.voice import AudioInput, Pipeline, SimpleWorkflow, TTSError, TTSSettings
 from fastvoice.voice.config import VOICES as OPENAI_VOICES
@@ -66,9 +67,13 @@ async def test_each_piper_voice_speaks_words_that_come_back(tts, hear, voice):
     assert len(pcm) % 2 == 0
     assert 1.2 < seconds(pcm) < 4.0, seconds(pcm)
     assert 500 < rms(pcm) < 12000, rms(pcm)
-    heard = words(await hear(pcm))
-    key = {"weather", "paris", "today"} if hear.name.startswith("whisper") else {"weather"}
-    assert key <= heard, (hear.name, heard)
+    text = await hear(pcm)
+    if hear.name.startswith("whisper"):
+        # VITS samples noise, so a rendering is not repeatable: at most one of the 8 words misheard
+        # (seen: "Paris" as "pairs" about one run in twenty).
+        assert wer(WEATHER, text) <= 1 / 8, text
+    else:
+        assert "weather" in words(text), text
 
 
 @pytest.mark.parametrize("name", sorted(set(OPENAI_VOICES) | set(REALTIME_VOICES)))
