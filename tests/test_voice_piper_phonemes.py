@@ -14,6 +14,7 @@ import threading
 import numpy as np
 import pytest
 from _piper import Transcriber, seconds, synth, words
+from _speech import wer
 from fastvoice import audio
 from fastvoice.voice import TTSError
 
@@ -300,9 +301,12 @@ async def test_telephony_sample_rates(noiseless, hear, rate):
     assert pcm == bytes(audio.to_pcm16(expected))
     assert seconds(pcm) * 24000 / rate == pytest.approx(len(raw) / noiseless.sample_rate, rel=0.01)
     back = bytes(audio.to_pcm16(audio.resample(np.frombuffer(pcm, dtype="<i2"), rate, 24000)))
-    heard = words(await hear(back))
-    key = {"weather", "paris", "today"} if hear.name.startswith("whisper") else {"weather"}
-    assert key <= heard, (rate, heard)
+    heard = await hear(back)
+    if hear.name.startswith("whisper"):
+        # At most one word of eight misheard: through the 8 kHz telephone band tiny.en hears "pairs".
+        assert wer(text, heard) <= 1 / 8, (rate, heard)
+    else:
+        assert "weather" in words(heard), (rate, heard)
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000, 0])
