@@ -68,7 +68,7 @@ async def main() -> None:
             out += event.data
         elif isinstance(event, voice.VoiceStreamEventLifecycle):
             print(event.event)
-        else:
+        elif isinstance(event, voice.VoiceStreamEventError):
             print(f"error: {event.error!r}")
     await feeding
     for turn in result.turns:

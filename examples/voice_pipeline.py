@@ -46,7 +46,7 @@ async def main() -> None:
             pcm += event.data
         elif isinstance(event, voice.VoiceStreamEventLifecycle):
             print(f"{time.perf_counter() - t0:7.3f} s  {event.event}")
-        else:
+        elif isinstance(event, voice.VoiceStreamEventError):
             print(f"{time.perf_counter() - t0:7.3f} s  error: {event.error!r}")
     for turn in result.turns:
         first = f"{turn.first_audio_s * 1e3:.1f} ms" if turn.first_audio_s is not None else "-"

@@ -75,7 +75,7 @@ async def main() -> None:
             pcm += event.data
         elif isinstance(event, voice.VoiceStreamEventLifecycle):
             print(f"{time.perf_counter() - t0:7.3f} s  {event.event}")
-        else:
+        elif isinstance(event, voice.VoiceStreamEventError):
             print(f"{time.perf_counter() - t0:7.3f} s  error: {event.error!r}")
     for turn in result.turns:
         print(f"heard: {turn.transcript!r}\nreply: {turn.reply!r}")

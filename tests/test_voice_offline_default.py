@@ -1,10 +1,27 @@
 """Which offline engines a pipeline gets: the neural stack (`local`) by default, the light one on request or
-when only it is installed, and one engine of either stack by model name."""
+when only it is installed, and one engine of either stack by model name; and Whisper hearing streamed input
+while it is spoken (partial transcripts, opt-in)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from fastvoice.voice import Pipeline, SimpleWorkflow, STTSettings, TTSSettings
+from _data import data_path
+from _speech import CLIPS, wer
+from _speech import words as words_of
+from fastvoice import audio
+from fastvoice.voice import (
+    Config,
+    Pipeline,
+    SimpleWorkflow,
+    StreamedAudioInput,
+    STTSettings,
+    TTSSettings,
+    VoiceStreamEventError,
+    VoiceStreamEventLifecycle,
+    VoiceStreamEventTranscript,
+)
 from fastvoice.voice.providers import local as local_module
 from fastvoice.voice.providers import resolve_provider
 from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel, LocalVoiceProvider
@@ -56,3 +73,37 @@ def test_model_names_pick_one_engine_of_either_stack():
         LocalVoiceProvider("heavy")
     with pytest.raises(ValueError, match="light"):
         resolve_provider("heavy")
+
+
+async def _speak_into(inp, pcm: bytes, rate: int) -> None:
+    step = rate // 50 * 2  # 20 ms chunks at a microphone's pace: partials can only come while speaking
+    for i in range(0, len(pcm), step):
+        await inp.push(pcm[i : i + step])
+        await asyncio.sleep(0.02)
+    await inp.close()
+
+
+@pytest.mark.parametrize("partials", [True, False], ids=["partials", "finals-only"])
+async def test_streamed_input_is_heard_while_spoken(no_key, partials: bool) -> None:
+    wav = audio.wav_decode(data_path("voice_sample_24k.wav").read_bytes())
+    speech = bytes(wav.pcm16) + bytes(wav.sample_rate * 2)  # then 1 s of silence ends the turn
+    config = Config(partial_transcripts=partials)
+    pipeline = Pipeline(SimpleWorkflow(lambda t: "Okay."), config, provider="local")
+    await pipeline.stt_model.load()  # before the model is loaded a turn is transcribed whole
+    inp = StreamedAudioInput(sample_rate=wav.sample_rate)
+    result = await pipeline.run_streamed(inp)
+    feeder = asyncio.create_task(_speak_into(inp, speech, wav.sample_rate))
+    events = [e async for e in result]
+    await feeder
+    assert [e for e in events if isinstance(e, VoiceStreamEventError)] == []
+    assert len(result.turns) == 1 and wer(CLIPS["voice_sample_24k.wav"], result.turns[0].transcript) == 0
+    said = [e for e in events if isinstance(e, VoiceStreamEventTranscript)]
+    if not partials:
+        assert said == []
+        return
+    *pieces, final = said
+    assert final.is_final and final.text == result.turns[0].transcript
+    assert pieces and not any(p.is_final for p in pieces)
+    # The pieces add up to the final words, and all came before the turn was answered.
+    assert words_of("".join(p.text for p in pieces)) == words_of(final.text)
+    assert events.index(final) < events.index(VoiceStreamEventLifecycle("turn_started"))

@@ -331,7 +331,9 @@ async def _pipeline(args: argparse.Namespace) -> int:
                     pace.in_turn = event.event == "turn_started"
                     if event.event == "turn_ended" and result.turns:
                         _print_turn(len(result.turns), result.turns[-1], progress)
-                elif not isinstance(event.error, voice.NoSpeechError) or args.single_turn:
+                elif isinstance(event, voice.VoiceStreamEventError) and (
+                    not isinstance(event.error, voice.NoSpeechError) or args.single_turn
+                ):
                     progress.clear()
                     print(f"fastvoice: warning: {event.error}", file=sys.stderr)
         finally:

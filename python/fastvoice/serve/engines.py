@@ -9,7 +9,7 @@ core by default) that sessions borrow per transcription; streamed turns use deco
 (:mod:`fastvoice.serve.stt`). eSpeak NG is one global instance per process (it serialises itself).
 
 Local: one Whisper model per process (CTranslate2 runs two decodes at once on its own threads) and one Piper
-voice; every session shares them. Streamed turns: :class:`~fastvoice.serve.whisper_stream.WhisperUtterance`.
+voice; every session shares them. Streamed turns: ``WhisperSTTModel.open_turn``.
 """
 
 from __future__ import annotations
@@ -156,23 +156,17 @@ class NeuralEngines(Engines):
     turn_detector = "auto"
 
     def __init__(self, stream: int = 2) -> None:
-        from fastvoice.serve.whisper_stream import Busy
         from fastvoice.voice.providers.piper import PiperTTSModel
         from fastvoice.voice.providers.whisper import WhisperSTTModel
 
         self.stt = WhisperSTTModel()
         self.tts = PiperTTSModel()
         self.streaming = stream > 0
-        self._busy = Busy()
         self._stt_settings = STTSettings(language="en")
 
     def open_utterance(self, rate: int, on_partial: OnPartial | None = None) -> Utterance | None:
-        from fastvoice.serve.whisper_stream import WhisperUtterance
-
-        engine = self.stt.engine
-        if not self.streaming or engine is None:  # not loaded yet: this turn goes batch (and loads it)
-            return None
-        return WhisperUtterance(engine, self._busy, rate, on_partial)
+        # None before the model is loaded: this turn goes batch (and loads it).
+        return self.stt.open_turn(rate, self._stt_settings, on_partial) if self.streaming else None
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         return await self.stt.transcribe(AudioInput(pcm16, "pcm16", sample_rate=rate), self._stt_settings)

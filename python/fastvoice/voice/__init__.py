@@ -21,6 +21,7 @@ from fastvoice.voice.events import (
     VoiceStreamEventAudio,
     VoiceStreamEventError,
     VoiceStreamEventLifecycle,
+    VoiceStreamEventTranscript,
 )
 from fastvoice.voice.input import AudioInput, StreamedAudioInput
 from fastvoice.voice.pipeline import Pipeline
@@ -57,6 +58,7 @@ __all__ = [
     "VoiceStreamEventAudio",
     "VoiceStreamEventError",
     "VoiceStreamEventLifecycle",
+    "VoiceStreamEventTranscript",
     "Workflow",
     "split_sentences",
 ]

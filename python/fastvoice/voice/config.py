@@ -124,6 +124,10 @@ class Config:
     for the result's consumer. While that much is waiting, the TTS streams are not pulled
     further (and the workflow's text is not read further), so a slow or real-time consumer
     holds a few seconds of audio in memory however long the reply; nothing is dropped.
+
+    `partial_transcripts`: with streamed input and an STT model that hears turns as they are
+    spoken (the offline Whisper), also yield `VoiceStreamEventTranscript` events (off by default,
+    so consumers that only know the other events are unaffected).
     """
 
     workflow_name: str = "fastvoice"
@@ -132,3 +136,4 @@ class Config:
     turn_detection: TurnDetection = field(default_factory=TurnDetection)
     tts_concurrency: int = 2
     max_buffered_audio_s: float = 5.0
+    partial_transcripts: bool = False

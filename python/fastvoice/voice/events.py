@@ -38,7 +38,21 @@ class VoiceStreamEventError:
     type: ClassVar[str] = "voice_stream_event_error"
 
 
-VoiceStreamEvent = VoiceStreamEventAudio | VoiceStreamEventLifecycle | VoiceStreamEventError
+@dataclass(frozen=True, slots=True)
+class VoiceStreamEventTranscript:
+    """What the user is saying, while streamed input is heard (only with
+    `Config(partial_transcripts=True)`, and only from a model that streams, e.g. the offline
+    Whisper). `text` is newly recognised text to append to the turn's so far; the turn's last one
+    has `is_final` and the whole transcript in `text`, just before its `turn_started`."""
+
+    text: str
+    is_final: bool
+    type: ClassVar[str] = "voice_stream_event_transcript"
+
+
+VoiceStreamEvent = (
+    VoiceStreamEventAudio | VoiceStreamEventLifecycle | VoiceStreamEventError | VoiceStreamEventTranscript
+)
 
 
 class VoiceError(Exception):

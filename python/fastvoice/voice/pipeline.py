@@ -24,7 +24,13 @@ from fastvoice.voice._vad import make_turn_detector
 from fastvoice.voice.config import TTS_SAMPLE_RATE, Config
 from fastvoice.voice.events import NoSpeechError, STTError, TTSError, VoiceError
 from fastvoice.voice.input import AudioInput, StreamedAudioInput
-from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider, resolve_provider
+from fastvoice.voice.providers import (
+    STTModel,
+    TTSModel,
+    TurnTranscription,
+    VoiceModelProvider,
+    resolve_provider,
+)
 from fastvoice.voice.result import StreamedAudioResult, Turn
 from fastvoice.voice.text import stream_sentences
 from fastvoice.voice.workflow import Workflow, aclose_iterator, text_pieces, workflow_greeting
@@ -212,36 +218,77 @@ class Pipeline:
         except Exception as exc:  # e.g. engine="silero" without onnxruntime: nothing can be heard
             result._error(exc)
             return
-        turns: Channel[bytes | None] = Channel()
+        turns: Channel[tuple[bytes, TurnTranscription | None] | None] = Channel()
+        rate = audio_input.sample_rate
+        td = self.config.turn_detection
+        # While idle, the last stretch of input: a turn that starts is heard from its pre-roll on.
+        keep = 2 * rate * (td.prefix_ms + td.min_speech_ms + 100) // 1000
+        recent = bytearray()
+        live: TurnTranscription | None = None  # the turn being heard as it is spoken
+
+        async def on_partial(text: str) -> None:
+            if self.config.partial_transcripts:
+                result._transcript(text, False)
+
+        def open_turn() -> TurnTranscription | None:
+            try:
+                return self.stt_model.open_turn(rate, self.config.stt_settings, on_partial)
+            except Exception as exc:  # a model that cannot stream this turn: it is transcribed whole
+                _log.debug("fastvoice voice: streamed stt unavailable for this turn (%r)", exc)
+                return None
 
         async def segment() -> None:
+            nonlocal live
             try:
                 async for chunk in audio_input.chunks():
-                    for turn in detector.push(chunk):
-                        turns.put_nowait(turn)
+                    done = detector.push(chunk)
+                    for turn in done:
+                        turns.put_nowait((turn, live))
+                        live = None
+                    if detector.in_turn:
+                        if live is None and not done and (live := open_turn()) is not None:
+                            live.feed(bytes(recent) + bytes(chunk))
+                        elif live is not None:
+                            live.feed(bytes(chunk))
+                    recent.extend(chunk)
+                    del recent[: max(0, len(recent) - keep)]
                 if (last := detector.flush()) is not None:
-                    turns.put_nowait(last)
+                    turns.put_nowait((last, live))
+                    live = None
             except Exception as exc:
                 result._error(exc)
             finally:
                 turns.put_nowait(None)
 
         segmenter = asyncio.create_task(segment())
+        pending: list[TurnTranscription] = []
         try:
-            while (pcm := await turns.get()) is not None:
-                clip = AudioInput(pcm, format="pcm16", sample_rate=audio_input.sample_rate)
+            while (item := await turns.get()) is not None:
+                pcm, heard = item
+                clip = AudioInput(pcm, format="pcm16", sample_rate=rate)
                 t0 = time.perf_counter()
                 try:
-                    transcript = await self._transcribe(clip)
+                    transcript = await self._transcribe(clip, heard)
                 except Exception as exc:
                     result._error(exc)
                     continue
+                if self.config.partial_transcripts and heard is not None:
+                    result._transcript(transcript, True)
                 await self._turn(result, transcript, self._reply(transcript), time.perf_counter() - t0)
         finally:
             segmenter.cancel()
             await asyncio.gather(segmenter, return_exceptions=True)
+            # Turns heard but never answered (the session stopped): their decodes end unobserved.
+            while len(turns):
+                left = await turns.get()
+                if left is not None and left[1] is not None:
+                    pending.append(left[1])
+            if live is not None:
+                pending.append(live)
+            await asyncio.gather(*(t.abort() for t in pending), return_exceptions=True)
 
-    async def _transcribe(self, audio_input: AudioInput) -> str:
+    async def _transcribe(self, audio_input: AudioInput, heard: TurnTranscription | None = None) -> str:
+        """The transcript of `audio_input`, or of the turn `heard` while it was spoken (same audio)."""
         pcm, rate = audio_input.decode()
         if not pcm:
             raise NoSpeechError("the audio input is empty")
@@ -250,7 +297,10 @@ class Pipeline:
         t0 = time.perf_counter()
         _emit(("fastvoice", "voice", "stt", "start"), {"system_time": time.time()}, meta)
         try:
-            text = await stt.transcribe(audio_input, self.config.stt_settings)
+            if heard is not None:
+                text = await heard.finish()
+            else:
+                text = await stt.transcribe(audio_input, self.config.stt_settings)
         except (VoiceError, AudioFormatError) as exc:
             _emit(("fastvoice", "voice", "stt", "exception"), {"duration": time.perf_counter() - t0}, meta)
             _log.debug("fastvoice voice: stt %s failed (%s)", stt.model_name, type(exc).__name__)

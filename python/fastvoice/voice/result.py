@@ -20,6 +20,7 @@ from fastvoice.voice.events import (
     VoiceStreamEventAudio,
     VoiceStreamEventError,
     VoiceStreamEventLifecycle,
+    VoiceStreamEventTranscript,
 )
 
 _log = logging.getLogger("fastvoice")
@@ -91,6 +92,9 @@ class StreamedAudioResult:
     def _error(self, error: BaseException) -> None:
         self.errors.append(error)
         self._queue.put_nowait(VoiceStreamEventError(error))
+
+    def _transcript(self, text: str, is_final: bool) -> None:
+        self._queue.put_nowait(VoiceStreamEventTranscript(text, is_final))
 
     def _audio(self, pcm16: bytes) -> None:
         data: Any = pcm16 if self.dtype is None else audio.from_pcm16(pcm16, dtype=self.dtype)

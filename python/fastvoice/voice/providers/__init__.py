@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 from fastvoice.voice.config import STTSettings, TTSSettings
 from fastvoice.voice.events import ProviderUnavailableError
@@ -42,6 +42,28 @@ class STTModel(abc.ABC):
         """A session that detects the turns of `audio_input` itself (e.g. a server-side VAD),
         or `None` (the default) to let the pipeline cut turns and call `transcribe` on each."""
         return None
+
+    def open_turn(
+        self,
+        sample_rate: int,
+        settings: STTSettings,
+        on_partial: Callable[[str], Awaitable[None]] | None = None,
+    ) -> TurnTranscription | None:
+        """A transcription fed while one turn is spoken, or `None` (the default): the pipeline
+        transcribes each turn whole once it has ended. `on_partial(text)` is awaited with newly
+        recognised text as the turn goes on."""
+        return None
+
+
+class TurnTranscription(Protocol):
+    """One turn heard as it is spoken: `feed` PCM16 at the turn's rate, then `finish` (the
+    transcript) or `abort`, once."""
+
+    def feed(self, pcm16: bytes) -> None: ...
+
+    async def finish(self) -> str: ...
+
+    async def abort(self) -> None: ...
 
 
 class StreamedTranscription(abc.ABC):
@@ -134,6 +156,7 @@ __all__ = [
     "STTModel",
     "StreamedTranscription",
     "TTSModel",
+    "TurnTranscription",
     "VoiceModelProvider",
     "find_api_key",
     "resolve_provider",

@@ -46,6 +46,7 @@ from fastvoice.voice.providers._whisper_io import (
     log_mel,
     window_frames,
 )
+from fastvoice.voice.providers._whisper_stream import Busy, OnPartial, WhisperUtterance
 
 logger = logging.getLogger("fastvoice")
 
@@ -206,6 +207,7 @@ class WhisperEngine:
         except Exception as exc:
             raise WhisperUnavailableError(f"the Whisper model in {path} failed to load: {exc}") from exc
         self._view = ctranslate2.StorageView.from_array
+        self.busy = Busy()  # streamed turns skip partial decodes while every worker is busy
 
     def decode(
         self,
@@ -364,6 +366,18 @@ class WhisperSTTModel(STTModel):
     async def load(self) -> WhisperEngine:
         """Verify and load the model now (in a thread) instead of on the first `transcribe`."""
         return await asyncio.to_thread(load_engine, self.model_dir, self._progress)
+
+    def open_turn(
+        self, sample_rate: int, settings: STTSettings, on_partial: OnPartial | None = None
+    ) -> WhisperUtterance | None:
+        """A turn heard while it is spoken (partial text to `on_partial`, the final transcript ready
+        at its end), or None before the model is loaded (that turn is transcribed whole, and loads it)
+        or for a language other than English."""
+        engine = self.engine
+        language = (settings.language or "en").lower()
+        if engine is None or language.split("-")[0].split("_")[0] != "en":
+            return None
+        return WhisperUtterance(engine, sample_rate, on_partial, beam_size=self.beam_size)
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
         language = (settings.language or "en").lower()

@@ -1,4 +1,5 @@
-"""Whisper hearing a turn while it is spoken: partial transcripts, and a final one ready at end of turn.
+"""Whisper hearing a turn while it is spoken: partial transcripts, and a final one ready at end of turn
+(used by `fastvoice serve` and by the voice pipeline's streamed input).
 
 Whisper is not a streaming model, so a turn is re-decoded as it grows (the audio so far, in the smallest
 encoder window that fits, see ``_whisper_io``). Two kinds of decode run, one at a time per turn:
@@ -20,16 +21,19 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastvoice import audio
 from fastvoice.voice.providers._whisper_io import MAX_SAMPLES, SAMPLE_RATE
-from fastvoice.voice.providers.whisper import WhisperEngine
+
+if TYPE_CHECKING:
+    from fastvoice.voice.providers.whisper import WhisperEngine
 
 __all__ = ["Busy", "WhisperUtterance"]
 
-logger = logging.getLogger("fastvoice.serve")
+logger = logging.getLogger("fastvoice")
 
 PAUSE_S = 0.12  # a quiet tail this long starts the speculative final (the default end of turn is 200 ms)
 _FRAME = SAMPLE_RATE // 50  # 20 ms
@@ -70,7 +74,6 @@ class WhisperUtterance:
     def __init__(
         self,
         engine: WhisperEngine,
-        busy: Busy,
         rate: int,
         on_partial: OnPartial | None = None,
         *,
@@ -78,7 +81,7 @@ class WhisperUtterance:
         partial_every_s: float = 0.6,
     ) -> None:
         self._engine = engine
-        self._busy = busy
+        self._busy = engine.busy
         self._resampler = audio.Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
         # The streaming resampler's output lags by its filter delay: drop those leading samples so the
         # decoder sees the same time-aligned audio a whole-clip resample gives.
