@@ -107,3 +107,33 @@ async def test_streamed_input_is_heard_while_spoken(no_key, partials: bool) -> N
     # The pieces add up to the final words, and all came before the turn was answered.
     assert words_of("".join(p.text for p in pieces)) == words_of(final.text)
     assert events.index(final) < events.index(VoiceStreamEventLifecycle("turn_started"))
+
+
+async def test_a_turn_is_opened_once_at_its_start(no_key) -> None:
+    """`open_turn` is asked once per turn, when it starts: a model that could not stream at the start
+    (not loaded yet) is not handed the rest of a turn whose beginning it never heard."""
+    calls: list[int] = []
+
+    class Counting(WhisperSTTModel):
+        def open_turn(self, sample_rate, settings, on_partial=None):
+            calls.append(sample_rate)
+            return None if len(calls) == 1 else super().open_turn(sample_rate, settings, on_partial)
+
+    class Provider(LocalVoiceProvider):
+        def get_stt_model(self, name):
+            return stt
+
+    stt = Counting()
+    await stt.load()
+    wav = audio.wav_decode(data_path("two_turns_16k.wav").read_bytes())
+    pipeline = Pipeline(SimpleWorkflow(lambda t: "Okay."), provider=Provider())
+    inp = StreamedAudioInput(sample_rate=wav.sample_rate)
+    result = await pipeline.run_streamed(inp)
+    feeder = asyncio.create_task(
+        _speak_into(inp, bytes(wav.pcm16) + bytes(wav.sample_rate * 2), wav.sample_rate)
+    )
+    events = [e async for e in result]
+    await feeder
+    assert [e for e in events if isinstance(e, VoiceStreamEventError)] == []
+    assert calls == [16000, 16000]  # two turns, one call each (the first one transcribed whole)
+    assert "joke about computers" in result.turns[1].transcript

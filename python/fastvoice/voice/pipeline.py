@@ -241,15 +241,18 @@ class Pipeline:
             nonlocal live
             try:
                 async for chunk in audio_input.chunks():
+                    was_in_turn = detector.in_turn
                     done = detector.push(chunk)
                     for turn in done:
                         turns.put_nowait((turn, live))
                         live = None
                     if detector.in_turn:
-                        if live is None and not done and (live := open_turn()) is not None:
-                            live.feed(bytes(recent) + bytes(chunk))
-                        elif live is not None:
+                        if live is not None:
                             live.feed(bytes(chunk))
+                        elif not was_in_turn and not done:
+                            # Only at the turn's start (the model may load mid-turn: that turn goes whole).
+                            if (live := open_turn()) is not None:
+                                live.feed(bytes(recent) + bytes(chunk))
                     recent.extend(chunk)
                     del recent[: max(0, len(recent) - keep)]
                 if (last := detector.flush()) is not None:
