@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-SUBPACKAGES = ("realtime", "voice", "audio", "transport", "telemetry", "testing", "serve")
+SUBPACKAGES = ("realtime", "voice", "audio", "transport", "telemetry", "testing", "serve", "telephony")
 
 
 def _run(code: str) -> dict[str, object]:

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from fastvoice import realtime as realtime
     from fastvoice import serve as serve
     from fastvoice import telemetry as telemetry
+    from fastvoice import telephony as telephony
     from fastvoice import testing as testing
     from fastvoice import transport as transport
     from fastvoice import voice as voice
 
-_SUBMODULES = ("audio", "realtime", "serve", "telemetry", "testing", "transport", "voice")
+_SUBMODULES = ("audio", "realtime", "serve", "telemetry", "telephony", "testing", "transport", "voice")
 
 __all__ = ["AudioFormatError", "__version__", "audio", "transport"]
 
