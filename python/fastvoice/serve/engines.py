@@ -40,7 +40,10 @@ _STREAMS = DecoderPool(0)
 
 
 class Utterance(Protocol):
-    """A turn being transcribed as it arrives."""
+    """A turn being transcribed as it arrives. `sends_deltas`: its partial-text callback hears every
+    word of the final transcript (so the session sends no whole-transcript delta of its own)."""
+
+    sends_deltas: bool
 
     def feed(self, pcm16: bytes) -> None: ...
 

@@ -482,7 +482,7 @@ class Session:
         item["content"][0]["transcript"] = text
         if not ((self.session.get("audio") or {}).get("input") or {}).get("transcription"):
             return  # the service only reports transcripts when input transcription is on
-        if text and not getattr(utt, "sends_deltas", False):  # else the deltas went out as it was heard
+        if text and not (utt is not None and utt.sends_deltas):  # else the deltas went out as it was heard
             await self.emit(
                 {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text}
             )

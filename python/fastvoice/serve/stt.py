@@ -83,6 +83,8 @@ class DecoderPool:
 class Utterance:
     """One turn being decoded as it arrives. ``feed`` from the event loop; ``finish`` or ``abort`` once."""
 
+    sends_deltas = False  # the transcript is reported whole at the end
+
     def __init__(self, pool: DecoderPool, decoder: Any, rate: int) -> None:
         self._pool = pool
         self._decoder = decoder

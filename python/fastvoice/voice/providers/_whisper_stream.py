@@ -98,6 +98,8 @@ class WhisperUtterance:
         self._task: asyncio.Task[None] | None = None
         self._final: tuple[int, str] | None = None  # (samples covered, beam-search text)
         self._closed = False
+        self._power = np.zeros(SAMPLE_RATE * 4 // _FRAME, dtype=np.float32)  # per 20 ms frame
+        self._nf = 0  # frames in self._power
         self._peak = 0.0  # the loudest 20 ms frame's mean power so far
         self.decodes = 0  # partial + speculative decodes run (for tests and logs)
 
@@ -126,6 +128,18 @@ class WhisperUtterance:
             self._samples = grown
         self._samples[self._n : need] = x
         self._n = need
+        # Each completed 20 ms frame's mean power, once: pause checks then read a slice of these.
+        frames = self._samples[self._nf * _FRAME : need // _FRAME * _FRAME].reshape(-1, _FRAME)
+        if len(frames):
+            power = (frames * frames).mean(axis=1)
+            end = self._nf + len(power)
+            if end > len(self._power):
+                grown = np.zeros(max(end, 2 * len(self._power)), dtype=np.float32)
+                grown[: self._nf] = self._power[: self._nf]
+                self._power = grown
+            self._power[self._nf : end] = power
+            self._nf = end
+            self._peak = max(self._peak, float(power.max()))
 
     def _schedule(self) -> None:
         if self._task is not None and not self._task.done():
@@ -151,13 +165,8 @@ class WhisperUtterance:
 
         Plain frame energy, not the native VAD: that one adapts a noise floor from its first frames, so
         a slice that starts inside a word would teach it that speech is the noise."""
-        frames = self._samples[start:end]
-        frames = frames[: len(frames) // _FRAME * _FRAME].reshape(-1, _FRAME)
-        if not len(frames):
-            return True
-        power = (frames * frames).mean(axis=1)
-        self._peak = max(self._peak, float(power.max()))
-        return bool(power.max() < max(1e-5, self._peak * 1e-3))
+        power = self._power[start // _FRAME : min(self._nf, end // _FRAME)]
+        return not len(power) or bool(power.max() < max(1e-5, self._peak * 1e-3))
 
     # ---- decoding
     # ------------------------------------------------------------------------------------------

@@ -320,6 +320,11 @@ def to_model_rate(pcm: bytes, rate: int) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def _english(settings: STTSettings) -> bool:
+    """`language` is English ("en", "en-US", "en_GB") or unset."""
+    return (settings.language or "en").lower().split("-")[0].split("_")[0] == "en"
+
+
 class WhisperSTTModel(STTModel):
     """Whisper tiny.en (English only) on CTranslate2, int8 on the CPU.
 
@@ -374,14 +379,12 @@ class WhisperSTTModel(STTModel):
         at its end), or None before the model is loaded (that turn is transcribed whole, and loads it)
         or for a language other than English."""
         engine = self.engine
-        language = (settings.language or "en").lower()
-        if engine is None or language.split("-")[0].split("_")[0] != "en":
+        if engine is None or not _english(settings):
             return None
         return WhisperUtterance(engine, sample_rate, on_partial, beam_size=self.beam_size)
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
-        language = (settings.language or "en").lower()
-        if language.split("-")[0].split("_")[0] != "en":
+        if not _english(settings):
             raise STTError(f"the Whisper tiny.en model is English only, got language={settings.language!r}")
         pcm, rate = audio.decode()
         if not pcm:
