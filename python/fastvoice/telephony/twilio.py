@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallStop, Framing
+
 __all__ = [
     "Connected",
     "Dtmf",
@@ -26,6 +28,7 @@ __all__ = [
     "Media",
     "Start",
     "Stop",
+    "TwilioDialect",
     "TwilioMessage",
     "TwilioProtocolError",
     "clear_message",
@@ -250,3 +253,38 @@ def valid_signature(
     if not header:
         return False
     return hmac.compare_digest(signature(auth_token, url, params), header.strip())
+
+
+#: Twilio's `mediaFormat.encoding` names, as Realtime encodings.
+_ENCODINGS = {"audio/x-mulaw": "audio/pcmu", "audio/x-alaw": "audio/pcma"}
+
+
+class TwilioDialect:
+    """Twilio Media Streams as the bridge uses it (see `fastvoice.telephony._dialect`)."""
+
+    name = "twilio"
+
+    def parse(self, text: str) -> CallEvent | None:
+        msg = parse_message(text)
+        if isinstance(msg, Start):
+            encoding = _ENCODINGS.get(msg.encoding)
+            if encoding is None:
+                raise TwilioProtocolError(f"unsupported 'start.mediaFormat.encoding' {msg.encoding!r}")
+            return CallStart(
+                "twilio", msg.stream_sid, msg.call_sid, encoding, msg.sample_rate, msg.custom_parameters
+            )
+        if isinstance(msg, Dtmf):
+            return CallDtmf(msg.digit)
+        if isinstance(msg, Stop):
+            return CallStop("stop")
+        return None
+
+    def framing(self, start: CallStart) -> Framing:
+        sid = json.dumps(start.stream_id)
+        return Framing(
+            media_prefix=f'{{"event":"media","streamSid":{sid},"media":{{"payload":"',
+            media_suffix='"}}',
+            mark_prefix=f'{{"event":"mark","streamSid":{sid},"mark":{{"name":"',
+            mark_suffix='"}}',
+            clear=clear_message(start.stream_id),
+        )
