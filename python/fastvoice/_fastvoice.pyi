@@ -342,6 +342,10 @@ class RingBuffer:
     def overflows(self) -> int:
         """Total samples lost to overflow since creation or `reset()`."""
     @property
+    def skipped(self) -> int:
+        """Total samples removed unread (`clear()`, `drop_oldest` evictions) since creation or `reset()`;
+        `written - skipped` is the `consumed` count at which the next written sample is read."""
+    @property
     def dtype(self) -> Literal["int16", "float32"]: ...
     @property
     def overflow(self) -> Literal["drop_oldest", "drop_newest", "error"]: ...
@@ -402,8 +406,11 @@ class TransportConnection:
     def close_code(self) -> int | None: ...
     @property
     def close_reason(self) -> str | None: ...
-    def set_audio_output(self, ring: RingBuffer | None = None, encoding: str = "pcm16") -> None:
-        """Route audio deltas into `ring` (decoded natively) instead of delivering them; None stops."""
+    def set_audio_output(
+        self, ring: RingBuffer | None = None, encoding: str = "pcm16", *, codes: bool = False
+    ) -> None:
+        """Route audio deltas into `ring` (decoded natively; `codes`: G.711 codes kept as they are, one
+        per slot) instead of delivering them; None stops."""
     def audio_output_state(self) -> tuple[str, int, str, int, int] | None:
         """(item_id, content_index, response_id, received_bytes, ring_start) of the current item."""
     def cut_audio_output(self, discard_response: str | None = None) -> tuple[str, int, str, int, int] | None:
@@ -421,8 +428,11 @@ class TransportConnection:
         chunk_ms: float = 20.0,
         pace: bool = False,
         retain_bytes: int | None = None,
+        *,
+        codes: bool = False,
     ) -> None:
-        """Send the ring's audio as append frames every chunk_ms from the native task; None stops."""
+        """Send the ring's audio as append frames every chunk_ms from the native task (`codes`: the ring
+        holds G.711 codes, sent unchanged); None stops."""
     def flush_audio_input(self) -> int: ...
     @property
     def audio_input_sent(self) -> int: ...
@@ -445,6 +455,61 @@ def transport_connect(
     decode_audio: bool,
 ) -> TransportPending:
     """Start connecting on the shared runtime; raises ValueError for bad arguments."""
+
+def transport_accept(
+    fd: int,
+    response: bytes,
+    waker: TransportLoopWaker,
+    *,
+    ping_interval: float | None,
+    ping_timeout: float,
+    close_timeout: float,
+    max_message_size: int,
+    max_queue: int,
+    max_queue_bytes: int,
+) -> TransportPending:
+    """Take over an upgraded server socket: `fd` is owned (and closed) by the transport from now on;
+    `response` (the 101 head) is written, then it speaks WebSocket as the server."""
+
+@final
+class CallerStream:
+    """A phone caller's media stream running natively on an accepted connection (`caller_attach`)."""
+
+    @property
+    def heard(self) -> int:
+        """The caller's position in the playback ring's `consumed` numbering (from mark acks)."""
+    def clear(self) -> None:
+        """Drop buffered playback here and at the provider (its clear frame); forget pending marks."""
+    def feed(self, frame: str) -> bool:
+        """Route a text frame Python received; True if it was caller media or one of our mark acks."""
+    @property
+    def stats(self) -> tuple[int, int, int, int, int]:
+        """(frames_in, frames_out, marks_acked, underruns, bad_frames)."""
+
+def caller_attach(
+    conn: TransportConnection,
+    *,
+    media_prefix: str,
+    media_suffix: str,
+    mark_prefix: str,
+    mark_suffix: str,
+    clear: str,
+    media_event: str,
+    ack_event: str,
+    encoding: str,
+    sample_rate: int,
+    mic: RingBuffer,
+    mic_rate: int,
+    mic_codes: bool,
+    playback: RingBuffer,
+    playback_rate: int,
+    playback_codes: bool,
+    frame_ms: int = 20,
+    lead_ms: int = 60,
+    mark_every: int = 5,
+) -> CallerStream:
+    """Install a caller's media fast paths on `conn`: inbound media into `mic`, outbound frames paced
+    from `playback` every `frame_ms` (`lead_ms` ahead), a mark every `mark_every` frames."""
 
 def transport_shutdown(grace: float = 1.0) -> None:
     """Close every connection (1001) and stop the runtime; registered with atexit."""

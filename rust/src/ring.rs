@@ -140,6 +140,10 @@ pub struct SampleRing<T> {
     written: AtomicU64,
     consumed: AtomicU64,
     overflows: AtomicU64,
+    /// Samples that left the ring unread (`clear`, `DropOldest` evictions):
+    /// `written - skipped` is the `consumed` count at which the next written
+    /// sample will be handed out.
+    skipped: AtomicU64,
 }
 
 // Locks are poison-tolerant (`crate::sync::lock`): every critical section
@@ -156,6 +160,7 @@ impl<T: Sample> SampleRing<T> {
             written: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
         }
     }
 
@@ -192,6 +197,17 @@ impl<T: Sample> SampleRing<T> {
         self.overflows.load(Ordering::Acquire)
     }
 
+    /// Total samples removed unread (cleared or evicted).
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Acquire)
+    }
+
+    /// The `consumed` count at which the next written sample will be read
+    /// (exact on the producer's thread, which alone writes, clears or evicts).
+    pub fn read_position_of_next(&self) -> u64 {
+        self.written() - self.skipped()
+    }
+
     /// Store `src`, converted to `T`; returns how many of its samples were
     /// stored (under `DropOldest` the last `min(len, capacity)`).
     pub fn write<S: Sample>(&self, src: &[S]) -> Result<usize, Full> {
@@ -218,6 +234,7 @@ impl<T: Sample> SampleRing<T> {
                 let evict = keep.saturating_sub(producer.slots());
                 if let Ok(chunk) = consumer.read_chunk(evict) {
                     chunk.commit_all();
+                    self.skipped.fetch_add(evict as u64, Ordering::AcqRel);
                 }
                 drop(consumer);
                 self.overflows
@@ -258,6 +275,7 @@ impl<T: Sample> SampleRing<T> {
         let n = consumer.slots();
         if let Ok(chunk) = consumer.read_chunk(n) {
             chunk.commit_all();
+            self.skipped.fetch_add(n as u64, Ordering::AcqRel);
         }
         n
     }
@@ -273,6 +291,7 @@ impl<T: Sample> SampleRing<T> {
         self.written.store(0, Ordering::Release);
         self.consumed.store(0, Ordering::Release);
         self.overflows.store(0, Ordering::Release);
+        self.skipped.store(0, Ordering::Release);
     }
 }
 

@@ -16,7 +16,7 @@ arrives much faster than it plays, so "what was received" is the wrong answer. T
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastvoice._fastvoice import RingBuffer, alaw_decode, ulaw_decode
 from fastvoice.realtime.config import AudioFormatInfo
@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 
     from fastvoice import transport
 
-__all__ = ["PlaybackTracker"]
+__all__ = ["PlaybackListener", "PlaybackTracker"]
+
+
+class PlaybackListener(Protocol):
+    """Where the ring's audio really plays when that is not the ring's reader (see ``use_ring_buffer``)."""
+
+    @property
+    def heard(self) -> int: ...
+
+    def clear(self) -> None: ...
 
 
 class PlaybackTracker:
@@ -36,6 +45,8 @@ class PlaybackTracker:
         "_conn",
         "_decode",
         "_fmt",
+        "_codes",
+        "_listener",
         "_native",
         "_on_change",
         "_received",
@@ -60,13 +71,22 @@ class PlaybackTracker:
         self._t0 = 0.0
         self._ring_start = 0
         self._native = False
+        self._listener: PlaybackListener | None = None
+        self._codes = False
         # Set by the session: the connection whose native sink fills the ring, and a hook to (re)apply it.
         self._conn: transport.Connection | None = None
         self._on_change: Callable[[], None] | None = None
 
     # ---- application API
 
-    def use_ring_buffer(self, ring: RingBuffer | None, *, audio_events: bool = True) -> None:
+    def use_ring_buffer(
+        self,
+        ring: RingBuffer | None,
+        *,
+        audio_events: bool = True,
+        listener: PlaybackListener | None = None,
+        g711_codes: bool = False,
+    ) -> None:
         """Route assistant audio into ``ring`` (PCM16 at the output format's rate; G.711 is decoded) and take
         its ``consumed`` count as the truth about playback. ``None`` stops doing so.
 
@@ -74,17 +94,32 @@ class PlaybackTracker:
         ring natively as they arrive and no ``RealtimeAudioEvent`` is emitted per chunk (the other events,
         ``RealtimeAudioEndEvent`` and interruption included, are unchanged), so steady playback costs
         Python nothing. ``session.audio_bytes_received`` is then counted natively (same meaning: decoded
-        bytes of every valid delta); the per-chunk ``audio_received`` telemetry is not emitted."""
+        bytes of every valid delta); the per-chunk ``audio_received`` telemetry is not emitted.
+
+        ``listener``, when the ring's reader is not the listener's ear (a phone line or a browser buffers
+        what it is given): its ``heard`` is the listener's position in the ring's ``consumed`` numbering
+        (how many of the samples read from the ring were actually heard), which replaces ``consumed`` in
+        :attr:`played_ms` and truncation, and its ``clear()`` is called right after an interruption cut
+        the ring, to drop what the listener's side still buffers. ``g711_codes=True`` (native mode, G.711
+        output) stores the G.711 codes themselves, one per int16 slot, for a native reader that forwards
+        them unchanged (a phone line of the same law)."""
         if ring is not None and not isinstance(ring, RingBuffer):
             raise TypeError(
                 f"use_ring_buffer() takes a fastvoice.audio.RingBuffer, got {type(ring).__name__}"
             )
         self._ring = ring
         self._native = ring is not None and not audio_events
+        self._listener = listener if ring is not None else None
+        self._codes = bool(g711_codes) and self._native
         if ring is not None:
-            self._ring_start = ring.written
+            self._ring_start = ring.written - ring.skipped - ring.skipped
         if self._on_change is not None:
             self._on_change()
+
+    @property
+    def g711_codes(self) -> bool:
+        """Whether the native sink stores G.711 codes instead of samples (``use_ring_buffer``)."""
+        return self._codes
 
     @property
     def native(self) -> bool:
@@ -141,8 +176,8 @@ class PlaybackTracker:
             start = self._ring_start
             if self._native:
                 st = self._native_state()
-                start = st[4] if st is not None else ring.consumed
-            samples = max(0, ring.consumed - start)
+                start = st[4] if st is not None else self._position(ring)
+            samples = max(0, self._position(ring) - start)
             return min(received, samples * 1000.0 / self._fmt.sample_rate)
         if self._reported_bytes is not None:
             return min(received, self._fmt.duration_ms(self._reported_bytes))
@@ -174,7 +209,7 @@ class PlaybackTracker:
             self._reported_bytes = None
             self._t0 = time.monotonic()
             if self._ring is not None and not self._native:
-                self._ring_start = self._ring.written
+                self._ring_start = self._ring.written - self._ring.skipped
         self._received += len(audio)
         ring = self._ring
         if ring is not None and audio:  # native mode: only a delta the transport could not decode has audio
@@ -193,7 +228,9 @@ class PlaybackTracker:
             if st is None:
                 return None
             received = self._fmt.duration_ms(st[3])
-            played = min(received, max(0, ring.consumed - st[4]) * 1000.0 / self._fmt.sample_rate)
+            played = min(received, max(0, self._position(ring) - st[4]) * 1000.0 / self._fmt.sample_rate)
+            if self._listener is not None:
+                self._listener.clear()  # after reading where it was: the clear forgets that
             return (st[0], st[1], int(played)) if played < received else None
         if self.item_id is None:
             return None
@@ -203,8 +240,15 @@ class PlaybackTracker:
             result = (self.item_id, self.content_index, int(played))
         if ring is not None:
             ring.clear()
+        if self._listener is not None:
+            self._listener.clear()
         self.reset()
         return result
+
+    def _position(self, ring: RingBuffer) -> int:
+        """The listener's position in the ring's ``consumed`` numbering."""
+        listener = self._listener
+        return ring.consumed if listener is None else min(ring.consumed, listener.heard)
 
     def reset(self) -> None:
         self.item_id = None

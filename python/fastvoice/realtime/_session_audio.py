@@ -41,7 +41,7 @@ class SessionAudio:
     _out_fmt: AudioFormatInfo
     _audio_in: AudioInput
     _unacked: Unacked
-    _mic: tuple[RingBuffer, float, bool] | None
+    _mic: tuple[RingBuffer, float, bool, bool] | None
     _meta: dict[str, Any]
     _audio_rx: int
     _native_rx: int
@@ -112,14 +112,20 @@ class SessionAudio:
             telemetry.execute(telemetry.REALTIME_AUDIO_SENT, {"bytes": n}, self._meta)
 
     def stream_audio_from(
-        self, ring: RingBuffer | None, *, chunk_ms: float = 20.0, pace: bool = False
+        self,
+        ring: RingBuffer | None,
+        *,
+        chunk_ms: float = 20.0,
+        pace: bool = False,
+        g711_codes: bool = False,
     ) -> None:
         """Send microphone audio from ``ring`` natively: every ``chunk_ms`` the connection's own task sends
         what the ring holds as ``input_audio_buffer.append`` frames, so a live source (e.g. a sounddevice
         callback calling ``ring.write(indata)``) costs no Python per chunk. The ring must hold samples at the
         session's input rate (int16 or float32; G.711 sessions are encoded natively). ``pace=True`` sends at
         most real time, for pre-recorded audio. ``None`` stops. Survives reconnects (the ring keeps what
-        arrives during an outage, under its own overflow policy)."""
+        arrives during an outage, under its own overflow policy). ``g711_codes=True`` (G.711 input): the
+        ring holds G.711 codes, one per int16 slot, sent unchanged (a phone line of the same law)."""
         self._check_open()
         if ring is not None and not isinstance(ring, RingBuffer):
             raise TypeError(
@@ -127,7 +133,7 @@ class SessionAudio:
             )
         if not 1.0 <= chunk_ms <= 1000.0:
             raise ValueError(f"chunk_ms must be within 1..1000, got {chunk_ms}")
-        self._mic = None if ring is None else (ring, float(chunk_ms), bool(pace))
+        self._mic = None if ring is None else (ring, float(chunk_ms), bool(pace), bool(g711_codes))
         if self._conn is not None and not self._reconnecting:
             self._apply_input(self._conn)
 
@@ -144,13 +150,15 @@ class SessionAudio:
         pb = self.playback
         pb._conn = conn
         if conn is not None:
-            conn.set_audio_output(pb.ring_buffer if pb.native else None, self._out_fmt.ga_type)
+            conn.set_audio_output(
+                pb.ring_buffer if pb.native else None, self._out_fmt.ga_type, codes=pb.g711_codes
+            )
 
     def _apply_input(self, conn: transport.Connection) -> None:
         if self._mic is None:
             conn.set_audio_input(None)
             return
-        ring, chunk_ms, pace = self._mic
+        ring, chunk_ms, pace, codes = self._mic
         rate = self._in_fmt.sample_rate
         # The pump keeps what it sent (same budget) until the session takes it: at a commit, at a server
         # commit, or when the connection dies (then it is re-sent on the next one).
@@ -162,6 +170,7 @@ class SessionAudio:
             chunk_ms=chunk_ms,
             pace=pace,
             retain_bytes=keep,
+            codes=codes,
         )
 
     def _take_pump_audio(self, conn: transport.Connection | None, *, keep: bool = True) -> None:

@@ -92,12 +92,15 @@ class Connection:
 
     # ---- native audio I/O: ring buffers to and from the wire, no Python per chunk
 
-    def set_audio_output(self, ring: RingBuffer | None, encoding: str = "pcm16") -> None:
+    def set_audio_output(
+        self, ring: RingBuffer | None, encoding: str = "pcm16", *, codes: bool = False
+    ) -> None:
         """Write audio-delta frames straight into ``ring`` (decoded natively; ``encoding`` is the wire
         format: ``pcm16``, ``pcmu`` or ``pcma``) instead of delivering them. The first delta of each
         item still arrives (as an `AudioDelta` with empty audio) so the reader knows an item started.
-        ``None`` restores normal delivery."""
-        self._native.set_audio_output(ring, encoding)
+        ``None`` restores normal delivery. ``codes=True`` keeps G.711 codes as they are, one per int16
+        slot, for a native reader that forwards them."""
+        self._native.set_audio_output(ring, encoding, codes=codes)
 
     def audio_output_state(self) -> tuple[str, int, str, int, int] | None:
         """``(item_id, content_index, response_id, received_bytes, ring_start)`` of the item the output
@@ -122,13 +125,15 @@ class Connection:
         chunk_ms: float = 20.0,
         pace: bool = False,
         retain_bytes: int | None = None,
+        codes: bool = False,
     ) -> None:
         """Send what ``ring`` holds (samples at ``sample_rate``) as ``input_audio_buffer.append`` frames
         of at most ``chunk_ms``, every ``chunk_ms``, from the connection's native task: everything
         available at each tick, or with ``pace=True`` at most real time (for pre-recorded audio).
         ``None`` stops. ``retain_bytes``: also keep up to that many bytes of what was sent (oldest
-        dropped first, counted) for `take_audio_input_retained`, so it can be re-sent elsewhere."""
-        self._native.set_audio_input(ring, encoding, sample_rate, chunk_ms, pace, retain_bytes)
+        dropped first, counted) for `take_audio_input_retained`, so it can be re-sent elsewhere.
+        ``codes=True``: the ring holds G.711 codes (one per int16 slot) to send unchanged."""
+        self._native.set_audio_input(ring, encoding, sample_rate, chunk_ms, pace, retain_bytes, codes=codes)
 
     def flush_audio_input(self) -> int:
         """Queue everything the input ring holds now, ahead of anything sent later (e.g. a commit);

@@ -9,8 +9,8 @@
 //! releases the GIL only for chunks big enough to pay for it, because a 20 ms chunk
 //! resamples in a few microseconds, about the cost of the detach round trip.
 
-mod plan;
-mod stream;
+pub(crate) mod plan;
+pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
 

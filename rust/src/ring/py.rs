@@ -57,8 +57,13 @@ impl RingBuffer {
         with_ring!(&self.store, r => r.available())
     }
 
-    pub(crate) fn written_samples(&self) -> u64 {
-        with_ring!(&self.store, r => r.written())
+    pub(crate) fn consumed_samples(&self) -> u64 {
+        with_ring!(&self.store, r => r.consumed())
+    }
+
+    /// See [`SampleRing::read_position_of_next`].
+    pub(crate) fn read_position_of_next(&self) -> u64 {
+        with_ring!(&self.store, r => r.read_position_of_next())
     }
 
     pub(crate) fn discard_all(&self) -> usize {
@@ -258,6 +263,15 @@ impl RingBuffer {
     #[getter]
     fn overflows(&self) -> u64 {
         with_ring!(&self.store, r => r.overflows())
+    }
+
+    /// Total samples removed unread (`clear()`, or evicted by `drop_oldest`)
+    /// since creation or `reset()`. `written - skipped` is the `consumed` count
+    /// at which the next sample written will be read: where an audio item that
+    /// starts now begins, in played-out samples.
+    #[getter]
+    fn skipped(&self) -> u64 {
+        with_ring!(&self.store, r => r.skipped())
     }
 
     #[getter]

@@ -65,7 +65,7 @@ pub struct ConnectFailure {
 }
 
 impl ConnectFailure {
-    fn new(message: String) -> Self {
+    pub(crate) fn new(message: String) -> Self {
         ConnectFailure {
             message,
             status: None,

@@ -4,6 +4,7 @@
 //! methods never block and never wait for the tokio thread: each either does
 //! its work at once or arms a wake-up and tells Python to await.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::audio;
 use super::bridge::{next_id, End, Incoming, Limits, LoopSignal, Offered, Shared, Taken};
-use super::connect::{self, ConnectArgs, ConnectFailure};
+use super::connect::{self, ConnectArgs, ConnectFailure, Ws};
 use super::driver::{with_driver, write_now, Driver, DriverCell, DriverTask, Timing};
 use super::errors::{closed_error, connect_error, end_error, too_big};
 use super::media::{Codec, InputPump, ItemState, OutputSink, PumpSettings, Retained};
@@ -200,6 +201,20 @@ pub fn transport_connect(
         max_queue_bytes,
         max_message_size,
     };
+    spawn_pending(limits, timing, decode_audio, waker, async move {
+        connect::open(prepared).await
+    })
+}
+
+/// Run `open` on the runtime, then drive the WebSocket it yields until it ends;
+/// the loop is signalled with the pending id once it is open (or failed).
+pub(super) fn spawn_pending(
+    limits: Limits,
+    timing: Timing,
+    decode_audio: bool,
+    waker: &LoopWaker,
+    open: impl Future<Output = Result<Ws, ConnectFailure>> + Send + 'static,
+) -> PyResult<PendingConnect> {
     let id = next_id();
     let state = Arc::new(PendingState {
         slot: Mutex::new(Slot::Waiting),
@@ -207,7 +222,7 @@ pub fn transport_connect(
     let signal = waker.signal.clone();
     let task_state = state.clone();
     let task = async move {
-        let ws = match connect::open(prepared).await {
+        let ws = match open.await {
             Ok(ws) => ws,
             Err(f) => {
                 *task_state.slot() = Slot::Done(Err(f));
@@ -249,7 +264,7 @@ pub fn transport_connect(
 /// value costs a large memset per wake-up; 16 KiB still takes a 6.4 KB frame,
 /// or several 20 ms audio deltas, in one read. `FASTVOICE_TRANSPORT_READ_BUF`
 /// overrides it (for measurements).
-fn read_buffer_size() -> usize {
+pub(super) fn read_buffer_size() -> usize {
     std::env::var("FASTVOICE_TRANSPORT_READ_BUF")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -296,6 +311,10 @@ fn codec(name: &str) -> PyResult<Codec> {
 }
 
 impl NativeConnection {
+    pub(super) fn parts(&self) -> (&Arc<Shared>, &Weak<DriverCell>) {
+        (&self.shared, &self.driver)
+    }
+
     fn new(shared: Arc<Shared>, driver: Weak<DriverCell>) -> Self {
         NativeConnection {
             shared,
@@ -449,16 +468,19 @@ impl NativeConnection {
 
     /// Route audio deltas into `ring` (PCM16 or float32 samples at the output
     /// rate; G.711 is decoded) instead of delivering them; `None` stops.
-    #[pyo3(signature = (ring = None, encoding = "pcm16"))]
+    /// `codes`: keep G.711 codes as they are, one per sample slot (for a
+    /// native reader that forwards them, see `transport::caller`).
+    #[pyo3(signature = (ring = None, encoding = "pcm16", *, codes = false))]
     fn set_audio_output(
         &self,
         py: Python<'_>,
         ring: Option<Py<RingBuffer>>,
         encoding: &str,
+        codes: bool,
     ) -> PyResult<()> {
         let codec = codec(encoding)?;
         let received = &self.output_received;
-        let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec, received.clone())));
+        let sink = ring.map(|r| Arc::new(OutputSink::new(r, codec, codes, received.clone())));
         *lock(&self.sink) = sink.clone();
         // Never wait for the driver lock holding the GIL: its holder may need
         // the GIL (the call_soon wake-up mode calls Python from the worker).
@@ -500,7 +522,7 @@ impl NativeConnection {
     /// connection's task (`pace`: at most real time); `None` stops.
     /// `retain_bytes`: keep up to that many wire bytes of what was sent, for
     /// `take_audio_input_retained` (`None`: keep nothing).
-    #[pyo3(signature = (ring = None, encoding = "pcm16", sample_rate = 24000, chunk_ms = 20.0, pace = false, retain_bytes = None))]
+    #[pyo3(signature = (ring = None, encoding = "pcm16", sample_rate = 24000, chunk_ms = 20.0, pace = false, retain_bytes = None, *, codes = false))]
     #[allow(clippy::too_many_arguments)]
     fn set_audio_input(
         &self,
@@ -511,6 +533,7 @@ impl NativeConnection {
         chunk_ms: f64,
         pace: bool,
         retain_bytes: Option<usize>,
+        codes: bool,
     ) -> PyResult<()> {
         let codec = codec(encoding)?;
         if !(1000..=384_000).contains(&sample_rate) {
@@ -531,6 +554,7 @@ impl NativeConnection {
                 chunk,
                 interval: Duration::from_secs_f64(chunk_ms / 1000.0),
                 pace,
+                codes: codes && codec != Codec::Pcm16,
             };
             InputPump::new(r, cfg, self.input_sent.clone(), self.input_retained.clone())
         });

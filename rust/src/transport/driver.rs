@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use super::audio;
 use super::bridge::{End, EndKind, Incoming, Shared};
+use super::caller::CallerMedia;
 use super::connect::Ws;
 use super::media::{InputPump, OutputSink, Route};
 
@@ -69,6 +70,8 @@ pub struct Driver {
     /// Native audio I/O (see [`super::media`]).
     sink: Option<Arc<OutputSink>>,
     pump: Option<InputPump>,
+    /// A phone caller's media stream (see [`super::caller`]).
+    caller: Option<CallerMedia>,
 }
 
 impl Driver {
@@ -97,6 +100,7 @@ impl Driver {
             failed: None,
             sink: None,
             pump: None,
+            caller: None,
         }
     }
 
@@ -107,6 +111,16 @@ impl Driver {
     /// Install (or remove) the input pump; the task must be woken to arm it.
     pub fn set_pump(&mut self, pump: Option<InputPump>) {
         self.pump = pump;
+    }
+
+    /// Install (or remove) a caller stream; the task must be woken to arm it.
+    pub fn set_caller(&mut self, caller: Option<CallerMedia>) {
+        self.caller = caller;
+    }
+
+    /// Offer a text frame Python received to the caller stream.
+    pub fn route_caller(&mut self, frame: &[u8]) -> bool {
+        self.caller.as_mut().is_some_and(|c| c.route(frame))
     }
 
     /// Queue all of the pump's ring now, ahead of anything sent after this call.
@@ -252,6 +266,9 @@ impl Driver {
     fn accept(&mut self, msg: Message) {
         match msg {
             Message::Text(text) => {
+                if self.route_caller(text.as_bytes()) {
+                    return;
+                }
                 let weight = text.len();
                 // With a sink attached it has already scanned the frame: what it
                 // did not take is not a decodable delta, so no second scan.
@@ -404,9 +421,12 @@ impl Driver {
         if self.pending_close.is_none() && !self.close_sent {
             self.pending_close = self.shared.take_close_request();
         }
-        if let Some(pump) = self.pump.as_mut() {
-            if self.pending_close.is_none() && !self.close_sent {
+        if self.pending_close.is_none() && !self.close_sent {
+            if let Some(pump) = self.pump.as_mut() {
                 pump.poll(cx, &self.shared);
+            }
+            if let Some(caller) = self.caller.as_mut() {
+                caller.poll(cx, &self.shared);
             }
         }
         self.poll_write(cx)?;

@@ -60,7 +60,8 @@ pub struct ItemState {
     pub response_id: String,
     /// Wire bytes of this item received (PCM16: 2 per sample; G.711: 1).
     pub received_bytes: u64,
-    /// The ring's `written` count when the item's first sample went in.
+    /// The ring's `consumed` count at which the item's first sample is read
+    /// (`written - skipped` when it went in: earlier cuts are not played).
     pub ring_start: u64,
 }
 
@@ -92,6 +93,9 @@ pub enum Route {
 pub struct OutputSink {
     ring: Py<RingBuffer>,
     codec: Codec,
+    /// Store G.711 codes as they are, one per sample slot, for a reader that
+    /// forwards them (a phone line speaking the same law): no transcoding.
+    codes: bool,
     inner: Mutex<SinkInner>,
     /// Wire bytes of every delta this sink decoded (routed, interrupted or
     /// refused by the ring): the same count the Python path keeps in
@@ -108,10 +112,11 @@ fn same(t: &Text<'_>, s: &str) -> bool {
 }
 
 impl OutputSink {
-    pub fn new(ring: Py<RingBuffer>, codec: Codec, received: Arc<AtomicU64>) -> Self {
+    pub fn new(ring: Py<RingBuffer>, codec: Codec, codes: bool, received: Arc<AtomicU64>) -> Self {
         OutputSink {
             ring,
             codec,
+            codes: codes && codec != Codec::Pcm16,
             inner: Mutex::new(SinkInner::default()),
             received,
         }
@@ -145,6 +150,7 @@ impl OutputSink {
         }
         inner.pcm.clear();
         match self.codec {
+            _ if self.codes => inner.pcm.extend(inner.bytes.iter().map(|&b| i16::from(b))),
             Codec::Pcm16 => {
                 let samples = inner.bytes.chunks_exact(2);
                 inner
@@ -164,7 +170,7 @@ impl OutputSink {
         let first = if continuing {
             None
         } else {
-            match start_item(&raw, self.ring().written_samples()) {
+            match start_item(&raw, self.ring().read_position_of_next()) {
                 Some((state, parts)) => {
                     inner.current = Some(state);
                     Some(parts)
@@ -330,6 +336,8 @@ pub struct PumpSettings {
     /// Send at most real time (a pre-recorded source) instead of everything
     /// available at each tick (a live microphone).
     pub pace: bool,
+    /// The ring holds G.711 codes (one per sample slot) to send as they are.
+    pub codes: bool,
 }
 
 pub struct InputPump {
@@ -461,7 +469,12 @@ impl InputPump {
                 }
                 Codec::Ulaw | Codec::Alaw => {
                     self.codes.resize(n, 0);
-                    if self.cfg.codec == Codec::Ulaw {
+                    if self.cfg.codes {
+                        // Codes carried in sample slots: the low byte is the code.
+                        for (c, &s) in self.codes.iter_mut().zip(pcm) {
+                            *c = s as u8;
+                        }
+                    } else if self.cfg.codec == Codec::Ulaw {
                         ulaw_encode_into(pcm, &mut self.codes);
                     } else {
                         alaw_encode_into(pcm, &mut self.codes);
