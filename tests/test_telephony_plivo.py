@@ -147,9 +147,12 @@ def test_the_dialect_frames_the_streams_own_format(
     assert start == CallStart("plivo", SID, CALL, realtime, rate, {"userId": "12345", "sessionId": "abc-xyz"})
     framing = dialect.framing(start)
     assert (framing.media_event, framing.ack_event) == ("media", "playedStream")
-    assert json.loads(framing.media_prefix + "QUJD" + framing.media_suffix) == json.loads(
-        plivo.play_audio_message(b"ABC", content_type, rate)
-    )
+    filled = json.loads(framing.media_prefix + "QUJD" + framing.media_suffix)
+    documented = {
+        "event": "playAudio",
+        "media": {"contentType": content_type, "sampleRate": rate, "payload": "QUJD"},
+    }
+    assert filled == documented == json.loads(plivo.play_audio_message(b"ABC", content_type, rate))
     assert json.loads(framing.mark_prefix + "QUJD" + framing.mark_suffix) == json.loads(
         plivo.checkpoint_message(SID, "QUJD")
     )
@@ -352,3 +355,20 @@ def test_the_guides_telephony_section_runs(capsys: pytest.CaptureFixture[str]) -
         out = capsys.readouterr().out
         for line in re.findall(r"^# (.+)$", block, re.M):
             assert line in out, (line, out)
+
+
+_form = st.dictionaries(
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=6), st.text(max_size=6), max_size=4
+)
+
+
+@given(_form, st.text(min_size=1, max_size=8), st.sampled_from(["GET", "POST"]))
+def test_signature_v3_round_trips_and_binds_every_parameter(
+    form: dict[str, str], nonce: str, method: str
+) -> None:
+    url = "https://example.com/answer?x=1"
+    sig = plivo.signature_v3("token", url, nonce, form, method)
+    assert plivo.valid_signature_v3("token", sig, nonce, url, dict(reversed(list(form.items()))), method)
+    for key in form:
+        assert not plivo.valid_signature_v3("token", sig, nonce, url, {**form, key: form[key] + "!"}, method)
+    assert not plivo.valid_signature_v3("token", sig, nonce + "0", url, form, method)

@@ -139,8 +139,9 @@ def test_the_dialect_frames_exactly_what_the_builders_send() -> None:
     assert start == CallStart("telnyx", SID, CCID, "audio/pcmu", 8000, {"customer_id": "customer_123"})
     framing = dialect.framing(start)
     assert (framing.media_event, framing.ack_event) == ("media", "mark")
-    assert json.loads(framing.media_prefix + "QUJD" + framing.media_suffix) == json.loads(
-        telnyx.media_message(b"ABC")
+    filled = json.loads(framing.media_prefix + "QUJD" + framing.media_suffix)
+    assert (
+        filled == {"event": "media", "media": {"payload": "QUJD"}} == json.loads(telnyx.media_message(b"ABC"))
     )
     assert json.loads(framing.mark_prefix + "QUJD" + framing.mark_suffix) == {
         "event": "mark",
