@@ -42,10 +42,10 @@ class PlaybackTracker:
     """Playback accounting for the current assistant audio item of one session (``session.playback``)."""
 
     __slots__ = (
+        "_codes",
         "_conn",
         "_decode",
         "_fmt",
-        "_codes",
         "_listener",
         "_native",
         "_on_change",

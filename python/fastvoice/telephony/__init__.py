@@ -1,13 +1,53 @@
-"""Phone calls bridged to realtime agents (issue 12, in progress).
+"""Phone calls bridged to realtime agents.
 
-So far: the media-stream protocols of Twilio (`fastvoice.telephony.twilio`), Telnyx
-(`fastvoice.telephony.telnyx`) and Plivo (`fastvoice.telephony.plivo`): their messages parsed into
-small frozen dataclasses and built back, their XML answers, and their request signatures. The bridge
-core that joins a call to a `realtime.Session` comes next.
+- :class:`PhoneServer` answers the providers' call webhooks and takes their media WebSockets
+  (Twilio Media Streams, Telnyx and Plivo media streaming) at ``/{provider}/voice`` and
+  ``/{provider}/media``, bridging each call to a :class:`fastvoice.realtime.Session`;
+- the bridge core (:func:`bridge_call`, :class:`Call`, the :class:`CallerTransport` seam) joins any
+  caller's audio to a session: audio stays native (μ-law passes straight through to an
+  ``audio/pcmu`` session), outbound frames are paced in Rust, marks tell what the caller heard;
+- the protocol modules (``twilio``, ``telnyx``, ``plivo``) parse and build each provider's messages,
+  XML answers and request signatures.
+
+``PhoneServer`` needs aiohttp (the ``phone`` extra); the rest does not.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallStop, Dialect, Framing
+from fastvoice.telephony._socket import UpgradeError
+from fastvoice.telephony.bridge import Call, CallerTransport, MediaStreamCaller, bridge_call
 from fastvoice.telephony.plivo import PlivoProtocolError
 from fastvoice.telephony.telnyx import TelnyxProtocolError
 from fastvoice.telephony.twilio import TwilioProtocolError
 
-__all__ = ["PlivoProtocolError", "TelnyxProtocolError", "TwilioProtocolError"]
+if TYPE_CHECKING:
+    from fastvoice.telephony.server import PhoneServer
+
+__all__ = [
+    "Call",
+    "CallDtmf",
+    "CallEvent",
+    "CallStart",
+    "CallStop",
+    "CallerTransport",
+    "Dialect",
+    "Framing",
+    "MediaStreamCaller",
+    "PhoneServer",
+    "PlivoProtocolError",
+    "TelnyxProtocolError",
+    "TwilioProtocolError",
+    "UpgradeError",
+    "bridge_call",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PhoneServer":  # imported on use: it needs aiohttp
+        from fastvoice.telephony.server import PhoneServer
+
+        return PhoneServer
+    raise AttributeError(f"module 'fastvoice.telephony' has no attribute {name!r}")

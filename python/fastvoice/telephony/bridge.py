@@ -183,7 +183,11 @@ def session_config(start: CallStart, config: RunConfig | None, session_format: s
     """``config`` with the call's audio format: the caller's own law when the session can speak it
     (``session_format="caller"``), so audio passes through untouched; else PCM16 at 24 kHz."""
     config = config if config is not None else RunConfig()
-    if session_format == "pcm16" or start.encoding not in ("audio/pcmu", "audio/pcma") or start.sample_rate != 8000:
+    if (
+        session_format == "pcm16"
+        or start.encoding not in ("audio/pcmu", "audio/pcma")
+        or start.sample_rate != 8000
+    ):
         fmt = "audio/pcm"
     else:
         fmt = start.encoding
@@ -224,7 +228,7 @@ class Call:
             q.get_nowait()  # a reader that fell behind loses the oldest
         q.put_nowait(event)
 
-    async def events(self) -> AsyncIterator[CallDtmf | CallStop | ev.RealtimeSessionEvent]:
+    async def events(self) -> AsyncIterator[CallDtmf | CallStop | ev.RealtimeEvent]:
         """DTMF digits, the caller's stop and every session event, in order, until the call ends."""
         if self._queue is None:
             self._queue = asyncio.Queue(4096)
@@ -310,13 +314,16 @@ async def bridge_call(
     playback = RingBuffer(rate * PLAYBACK_SECONDS, overflow="drop_newest")
     session = Session(agent, cfg, api_key=api_key, url=url, **(session_options or {}))
     session.playback.use_ring_buffer(playback, audio_events=False, listener=caller, g711_codes=codes)
-    session.stream_audio_from(mic, chunk_ms=chunk_ms, g711_codes=codes)
+    # The caller's audio collects in the microphone ring while the session connects.
     caller.attach(
         mic=mic, mic_rate=rate, mic_codes=codes, playback=playback, playback_rate=rate, playback_codes=codes
     )
     try:
         await session.start()
+        session.stream_audio_from(mic, chunk_ms=chunk_ms, g711_codes=codes)
     except BaseException:
+        with contextlib.suppress(Exception):
+            await session.stop()
         await caller.close()
         raise
     return Call(caller, session, dtmf_as_text=dtmf_as_text)
