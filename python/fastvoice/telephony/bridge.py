@@ -205,7 +205,8 @@ class Call:
         self.session = session
         self.dtmf_as_text = dtmf_as_text
         self.end_reason: str | None = None
-        self._queue: asyncio.Queue[Any] | None = None
+        # Bounded: a call nobody reads keeps only its latest events.
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(4096)
         self._done = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._caller_loop(), name="fastvoice-call-caller"),
@@ -222,16 +223,12 @@ class Call:
 
     def _emit(self, event: Any) -> None:
         q = self._queue
-        if q is None:
-            return
         if q.full():
             q.get_nowait()  # a reader that fell behind loses the oldest
         q.put_nowait(event)
 
     async def events(self) -> AsyncIterator[CallDtmf | CallStop | ev.RealtimeEvent]:
         """DTMF digits, the caller's stop and every session event, in order, until the call ends."""
-        if self._queue is None:
-            self._queue = asyncio.Queue(4096)
         q = self._queue
         while not (self._done.is_set() and q.empty()):
             getter = asyncio.ensure_future(q.get())
