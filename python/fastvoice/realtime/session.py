@@ -55,8 +55,12 @@ def _display_url(url: str) -> str:
 
 def _session_url(url: str | None, model: str) -> str:
     base = url or OPENAI_REALTIME_URL
-    if "model=" in base.split("?", 1)[-1] and "?" in base:
-        return base
+    if "?" in base:
+        query = [p.partition("=")[0] for p in base.split("?", 1)[1].split("&")]
+        # A call's socket (``?call_id=``, e.g. an accepted SIP call) joins a session whose model was chosen
+        # when the call was accepted: the URL must not name one.
+        if "model" in query or "call_id" in query:
+            return base
     return f"{base}{'&' if '?' in base else '?'}model={model}"
 
 
