@@ -8,6 +8,8 @@ import asyncio
 import base64
 import json
 import logging
+import pathlib
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -481,3 +483,16 @@ async def test_a_failing_on_call_is_logged_and_the_delivery_still_acknowledged(
         await runner.cleanup()
     with pytest.raises(WebhookVerificationError):
         sip.make_sip_handler("whsec_abcde", on_call)
+
+
+def test_the_guide_sip_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "guide.md").read_text()
+    start = guide.index("\n### SIP calls")
+    section = guide[start : guide.index("\n## ", start)]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    exec(compile(block, "guide SIP calls", "exec"), {"__name__": "guide"})
+    out = capsys.readouterr().out
+    promised = re.findall(r"^# (.+)$", block, re.M)
+    assert promised == ["ringing: <sip:+15550100@trunk.example>", "tool answered: 9 to 5"]
+    for line in promised:
+        assert line in out
