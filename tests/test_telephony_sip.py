@@ -406,6 +406,11 @@ async def test_a_call_end_to_end_runs_a_tool(fake: FakeSipServer, caplog: pytest
             url, sip_headers=[("From", "<sip:+15550100@trunk.example>"), ("X-Account", "42")]
         )
         assert call.webhook_statuses == [200]
+        # What the fake sent is a delivery the openai package itself verifies and parses.
+        client = openai.OpenAI(api_key="unused", webhook_secret=fake.webhook_secret)
+        unwrapped = client.webhooks.unwrap(call.webhook_body, call.webhook_headers)
+        assert isinstance(unwrapped, RealtimeCallIncomingWebhookEvent)
+        assert unwrapped.data.call_id == call.call_id
         session = await asyncio.wait_for(sessions.get(), 5)
         assert seen[0].call_id == call.call_id and seen[0].header("x-account") == "42"
         conn = fake.connections[0]

@@ -433,8 +433,8 @@ class SipWebhookHandler:
     tolerance: int = DEFAULT_TOLERANCE
     remember: int = 1024
     """How many recent ``webhook-id`` values are kept to drop redeliveries."""
-    tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
-    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         _secret_key(self.secret)  # a malformed secret fails at setup, not on the first call
