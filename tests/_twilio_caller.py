@@ -144,7 +144,11 @@ class TwilioCaller:
 
     async def dtmf(self, digit: str) -> None:
         await self._send(
-            {"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}}
+            {
+                "event": "dtmf",
+                "streamSid": self.stream_sid,
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
         )
 
     async def stop(self) -> None:

@@ -61,7 +61,7 @@ def every_code(n_frames: int) -> bytes:
 
 
 async def test_ulaw_passes_straight_through_an_audio_pcmu_session_both_ways() -> None:
-    async with phone_stack() as (fake, phone, url), TwilioCaller(url) as caller:
+    async with phone_stack() as (fake, _phone, url), TwilioCaller(url) as caller:
         await fake.wait_for("session.update")
         sent = every_code(40)
         await caller.speak(sent)
@@ -78,7 +78,7 @@ async def test_ulaw_passes_straight_through_an_audio_pcmu_session_both_ways() ->
 
 
 async def test_a_pcm16_session_gets_the_call_transcoded_and_resampled_natively() -> None:
-    async with phone_stack(session_format="pcm16") as (fake, phone, url), TwilioCaller(url) as caller:
+    async with phone_stack(session_format="pcm16") as (fake, _phone, url), TwilioCaller(url) as caller:
         await fake.wait_for("session.update")
         assert fake.session["audio"]["input"]["format"]["type"] == "audio/pcm"
         speech = clip_ulaw("voice_sample_24k.wav")
@@ -86,7 +86,11 @@ async def test_a_pcm16_session_gets_the_call_transcoded_and_resampled_natively()
         await until(lambda: len(fake.input_audio) >= len(speech) * 6 * 0.95)
         heard = np.frombuffer(fake.input_audio, dtype=np.int16).astype(np.float64)
         ref = np.frombuffer(
-            bytes(audio.to_pcm16(audio.resample(audio.from_pcm16(bytes(audio.ulaw_decode(speech))), 8000, 24000))),
+            bytes(
+                audio.to_pcm16(
+                    audio.resample(audio.from_pcm16(bytes(audio.ulaw_decode(speech))), 8000, 24000)
+                )
+            ),
             dtype=np.int16,
         ).astype(np.float64)
         n = min(len(heard), len(ref))
@@ -104,7 +108,7 @@ async def test_a_pcm16_session_gets_the_call_transcoded_and_resampled_natively()
 
 
 async def test_barge_in_clears_the_line_and_truncates_at_what_the_caller_heard() -> None:
-    async with phone_stack() as (fake, phone, url), TwilioCaller(url) as caller:
+    async with phone_stack() as (fake, _phone, url), TwilioCaller(url) as caller:
         await fake.wait_for("session.update")
         await caller.speak(b"\xff" * 800)
         reply = [bytes([0x10 + i % 64]) * 800 for i in range(60)]  # 6 s, sent at once like OpenAI does
@@ -125,7 +129,7 @@ async def test_barge_in_clears_the_line_and_truncates_at_what_the_caller_heard()
 
 async def test_a_second_interruption_truncates_at_its_own_position() -> None:
     """Regression: samples cleared by a first cut used to be counted against the next reply."""
-    async with phone_stack() as (fake, phone, url), TwilioCaller(url) as caller:
+    async with phone_stack() as (fake, _phone, url), TwilioCaller(url) as caller:
         await fake.wait_for("session.update")
         for round_ in range(2):
             base = len(caller.played)
@@ -149,7 +153,10 @@ async def test_dtmf_digits_reach_the_app_and_optionally_the_model() -> None:
             if isinstance(event, telephony.CallDtmf | telephony.CallStop):
                 seen.append(event)
 
-    async with phone_stack(on_call=on_call, dtmf_as_text=True) as (fake, phone, url), TwilioCaller(url) as caller:
+    async with (
+        phone_stack(on_call=on_call, dtmf_as_text=True) as (fake, _phone, url),
+        TwilioCaller(url) as caller,
+    ):
         await fake.wait_for("session.update")
         await caller.dtmf("5")
         await caller.dtmf("#")
@@ -164,7 +171,7 @@ async def test_dtmf_digits_reach_the_app_and_optionally_the_model() -> None:
 async def test_a_handoff_keeps_the_call_in_audio_pcmu() -> None:
     billing = realtime.Agent(name="billing", instructions="You handle billing.")
     front = agent(handoffs=[billing])
-    async with phone_stack(front) as (fake, phone, url), TwilioCaller(url) as caller:
+    async with phone_stack(front) as (fake, _phone, url), TwilioCaller(url) as caller:
         await fake.wait_for("session.update")
         n = len(fake.events("session.update"))
         await fake.call_tool("transfer_to_billing", {})
@@ -192,7 +199,9 @@ async def test_a_hang_up_mid_reply_ends_the_session_and_leaves_nothing_running(h
         async with TwilioCaller(url) as caller:
             await fake.wait_for("session.update")
             call = await the_call(phone)
-            task = asyncio.create_task(fake.respond(ScriptedResponse(audio=[b"\x33" * 800] * 50, realtime=True)))
+            task = asyncio.create_task(
+                fake.respond(ScriptedResponse(audio=[b"\x33" * 800] * 50, realtime=True))
+            )
             await until(lambda: len(caller.rx.media) > 10)
             await (caller.stop() if how == "stop" else caller.drop())
             await fake.wait_for_disconnect(timeout=5)

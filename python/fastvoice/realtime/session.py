@@ -55,8 +55,12 @@ def _display_url(url: str) -> str:
 
 def _session_url(url: str | None, model: str) -> str:
     base = url or OPENAI_REALTIME_URL
-    if "model=" in base.split("?", 1)[-1] and "?" in base:
-        return base
+    if "?" in base:
+        query = [p.partition("=")[0] for p in base.split("?", 1)[1].split("&")]
+        # A call's socket (``?call_id=``, e.g. an accepted SIP call) joins a session whose model was chosen
+        # when the call was accepted: "set call_id instead" of model, as the openai package's connect() says.
+        if "model" in query or "call_id" in query:
+            return base
     return f"{base}{'&' if '?' in base else '?'}model={model}"
 
 
@@ -512,13 +516,15 @@ async def start_session(
 
     ``api_key``: explicit, else resolved (``CODEX_API_KEY``, ``auth.json``, ``OPENAI_API_KEY``); a missing
     key raises ``MissingAPIKeyError`` before connecting. ``url``: the Realtime endpoint (default OpenAI's;
-    ``?model=`` is added when absent). ``reconnect``: survive a dropped WebSocket as ``config.reconnect``
-    says. ``raw_events``: also deliver every JSON server event as ``RealtimeRawModelEvent`` (unknown events
-    always are; audio deltas never, they stay native). ``event_buffer``: backlog bound of ``async for``;
-    ``subscriber_buffer``: that of each async subscriber (see :meth:`Session.subscribe`).
-    ``connect_kwargs``: passed to :func:`fastvoice.transport.connect` (timeouts, ``ca_file``...).
-    ``ready_timeout``: wait this long for the server's ``session.updated`` before returning (``None``: do not
-    wait); an ``error`` in reply to the first ``session.update`` raises ``ValueError``.
+    ``?model=`` is added when absent, but never to a call's ``?call_id=`` URL, see
+    :func:`fastvoice.telephony.sip.attach`). ``reconnect``: survive a dropped WebSocket as
+    ``config.reconnect`` says. ``raw_events``: also deliver every JSON server event as
+    ``RealtimeRawModelEvent`` (unknown events always are; audio deltas never, they stay native).
+    ``event_buffer``: backlog bound of ``async for``; ``subscriber_buffer``: that of each async subscriber
+    (see :meth:`Session.subscribe`). ``connect_kwargs``: passed to :func:`fastvoice.transport.connect`
+    (timeouts, ``ca_file``...). ``ready_timeout``: wait this long for the server's ``session.updated``
+    before returning (``None``: do not wait); an ``error`` in reply to the first ``session.update`` raises
+    ``ValueError``.
     """
     session = Session(
         agent,

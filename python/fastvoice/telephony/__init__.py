@@ -7,7 +7,10 @@
   caller's audio to a session: audio stays native (μ-law passes straight through to an
   ``audio/pcmu`` session), outbound frames are paced in Rust, marks tell what the caller heard;
 - the protocol modules (``twilio``, ``telnyx``, ``plivo``) parse and build each provider's messages,
-  XML answers and request signatures.
+  XML answers and request signatures;
+- ``sip``: OpenAI's own SIP endpoint: the ``realtime.call.incoming`` webhook verified, calls accepted
+  with the agent's session config (or rejected, transferred, hung up), and a session attached by
+  ``call_id`` so tools and handoffs run here while the audio stays between the trunk and OpenAI.
 
 ``PhoneServer`` needs aiohttp (the ``phone`` extra); the rest does not.
 """
@@ -20,6 +23,14 @@ from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallSto
 from fastvoice.telephony._socket import UpgradeError
 from fastvoice.telephony.bridge import Call, CallerTransport, MediaStreamCaller, bridge_call
 from fastvoice.telephony.plivo import PlivoProtocolError
+from fastvoice.telephony.sip import (
+    IncomingCall,
+    SipCallError,
+    SipCalls,
+    WebhookVerificationError,
+    make_sip_handler,
+    verify_webhook,
+)
 from fastvoice.telephony.telnyx import TelnyxProtocolError
 from fastvoice.telephony.twilio import TwilioProtocolError
 
@@ -35,13 +46,19 @@ __all__ = [
     "CallerTransport",
     "Dialect",
     "Framing",
+    "IncomingCall",
     "MediaStreamCaller",
     "PhoneServer",
     "PlivoProtocolError",
+    "SipCallError",
+    "SipCalls",
     "TelnyxProtocolError",
     "TwilioProtocolError",
     "UpgradeError",
+    "WebhookVerificationError",
     "bridge_call",
+    "make_sip_handler",
+    "verify_webhook",
 ]
 
 

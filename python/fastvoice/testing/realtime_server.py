@@ -109,6 +109,7 @@ class FakeRealtimeServer:
     async def start(self) -> FakeRealtimeServer:
         app = web.Application()
         app.router.add_get("/v1/realtime", self._handle)
+        self._add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -293,6 +294,13 @@ class FakeRealtimeServer:
     # ---- internals
     # ----------------------------------------------------------------------------------------------
 
+    def _add_routes(self, app: web.Application) -> None:
+        """Subclasses serving more of the API on the same port (``FakeSipServer``) add their routes here."""
+
+    def _initial_session(self, request: web.Request) -> dict[str, Any]:
+        """The session a new connection starts with (a subclass may start from an accepted call's)."""
+        return default_session(request.query.get("model", self._model))
+
     def _latest(self) -> Conn:
         for conn in reversed(self._conns):
             if not conn.info.closed:
@@ -333,7 +341,7 @@ class FakeRealtimeServer:
         # A short close timeout: stop() must not hang on a client that never answers the close frame.
         ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024, autoping=True, timeout=2.0)
         await ws.prepare(request)
-        conn = Conn(info, ws, request, default_session(request.query.get("model", self._model)))
+        conn = Conn(info, ws, request, self._initial_session(request))
         self._conns.append(conn)
         self.connections.append(info)
         await self._notify()
