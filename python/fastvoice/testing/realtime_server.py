@@ -234,9 +234,10 @@ class FakeRealtimeServer:
         async with conn.lock:
             await conn.ws.send_str(text)
 
-    async def respond(self, response: ScriptedResponse) -> str:
-        """Play ``response`` now on the latest connection and wait for it to finish; returns its id."""
-        conn = self._latest()
+    async def respond(self, response: ScriptedResponse, *, connection: int | None = None) -> str:
+        """Play ``response`` now on the latest connection (or the one whose ``ConnectionInfo.index`` is
+        ``connection``) and wait for it to finish; returns its id."""
+        conn = self._latest() if connection is None else self._by_index(connection)
         if conn.active is not None:  # a test-side mistake: tell the test, not the client
             raise RuntimeError(f"response {conn.active.response_id} is still in progress")
         rid = await self._start_response(conn, response, None)
@@ -300,6 +301,12 @@ class FakeRealtimeServer:
     def _initial_session(self, request: web.Request) -> dict[str, Any]:
         """The session a new connection starts with (a subclass may start from an accepted call's)."""
         return default_session(request.query.get("model", self._model))
+
+    def _by_index(self, index: int) -> Conn:
+        for conn in self._conns:
+            if conn.info.index == index and not conn.info.closed:
+                return conn
+        raise RuntimeError(f"no open connection {index} on the FakeRealtimeServer")
 
     def _latest(self) -> Conn:
         for conn in reversed(self._conns):
