@@ -161,9 +161,12 @@ async def test_dtmf_digits_reach_the_app_and_optionally_the_model() -> None:
         await caller.dtmf("5")
         await caller.dtmf("#")
         item = await fake.wait_for("conversation.item.create")
-        assert "5" in json.dumps(item["item"]["content"])
-        await until(lambda: len(seen) >= 2)
-        assert seen[:2] == [telephony.CallDtmf("5"), telephony.CallDtmf("#")]
+        assert "keypad: 5#" in json.dumps(item["item"]["content"])  # one message for the digits, sent at #
+        await caller.dtmf("7")  # no '#': sent after the pause
+        item = await fake.wait_for("conversation.item.create", timeout=4)
+        assert "keypad: 7" in json.dumps(item["item"]["content"])
+        await until(lambda: len(seen) >= 3)
+        assert seen[:3] == [telephony.CallDtmf(d) for d in "5#7"]
         await caller.stop()
         await until(lambda: telephony.CallStop("stop") in seen)
 

@@ -3,7 +3,8 @@
 `fastvoice demo` is the package's main job: it runs the whole voice pipeline offline on a
 WAV that ships inside the package, so a fresh install can be checked without a key or a
 network. `pipeline`, `transcribe` and `speak` run it on your own files; `audio-demo` shows
-the audio core alone; `serve` hands over to `fastvoice.serve`.
+the audio core alone; `serve` hands over to `fastvoice.serve` and `phone` to
+`fastvoice.telephony.cli`.
 
 Errors are reported as one line, `fastvoice: error: ...`, with exit status 1.
 """
@@ -433,6 +434,17 @@ def _serve(argv: list[str]) -> int:
     return int(cli_main(argv) or 0)
 
 
+def _phone(argv: list[str]) -> int:
+    """`fastvoice phone ...`: hand the rest of the command line to `fastvoice.telephony.cli`."""
+    try:
+        from fastvoice.telephony.cli import cli_main
+    except ModuleNotFoundError as exc:
+        raise CliError(
+            f"`fastvoice phone` needs the {exc.name!r} package (pip install 'fastvoice[phone]')"
+        ) from None
+    return int(cli_main(argv) or 0)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastvoice", description=__doc__.split("\n\n")[1])
     parser.add_argument("--version", action="version", version=f"fastvoice {__version__}")
@@ -484,6 +496,7 @@ def _parser() -> argparse.ArgumentParser:
     providers(sp)
 
     sub.add_parser("serve", help="run the fastvoice server (arguments go to fastvoice.serve)", add_help=False)
+    sub.add_parser("phone", help="serve phone calls (Twilio, Telnyx, Plivo) to an agent", add_help=False)
     return parser
 
 
@@ -492,6 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args_list[:1] == ["serve"]:
             return _serve(args_list[1:])
+        if args_list[:1] == ["phone"]:
+            return _phone(args_list[1:])
         args = _parser().parse_args(args_list)
         if args.command == "audio-demo":
             return run_audio_demo(args.output, args.input)

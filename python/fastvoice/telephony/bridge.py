@@ -34,6 +34,8 @@ log = logging.getLogger("fastvoice.telephony")
 MIC_SECONDS = 10
 #: Seconds of agent audio the playback ring holds (a reply streams faster than it plays).
 PLAYBACK_SECONDS = 120
+#: Seconds without a key press after which typed digits go to the model (``#`` sends them at once).
+DTMF_PAUSE_S = 1.5
 #: Media frames kept from before the stream is attached (about 5 s of 20 ms frames).
 EARLY_FRAMES = 250
 
@@ -208,6 +210,8 @@ class Call:
         # Bounded: a call nobody reads keeps only its latest events.
         self._queue: asyncio.Queue[Any] = asyncio.Queue(4096)
         self._done = asyncio.Event()
+        self._keys = ""
+        self._keys_timer: asyncio.Task[None] | None = None
         self._tasks = [
             asyncio.create_task(self._caller_loop(), name="fastvoice-call-caller"),
             asyncio.create_task(self._session_loop(), name="fastvoice-call-session"),
@@ -253,9 +257,32 @@ class Call:
                 if isinstance(event, CallDtmf):
                     self._emit(event)
                     if self.dtmf_as_text:
-                        await self.session.send_message(f"[The caller pressed {event.digit}]")
+                        await self._keypad(event.digit)
         finally:
+            if self._keys_timer is not None:
+                self._keys_timer.cancel()
             await self._end(reason)
+
+    async def _keypad(self, digit: str) -> None:
+        """Digits go to the model as one user message: at ``#`` or after a pause, like an IVR reads them."""
+        self._keys += digit
+        if self._keys_timer is not None:
+            self._keys_timer.cancel()
+            self._keys_timer = None
+        if digit == "#":
+            await self._send_keys()
+        else:
+            self._keys_timer = asyncio.create_task(self._keys_after_pause())
+
+    async def _keys_after_pause(self) -> None:
+        await asyncio.sleep(DTMF_PAUSE_S)
+        self._keys_timer = None
+        await self._send_keys()
+
+    async def _send_keys(self) -> None:
+        keys, self._keys = self._keys, ""
+        if keys and not self.session.closed:
+            await self.session.send_message(f"[The caller typed on the keypad: {keys}]")
 
     async def _session_loop(self) -> None:
         try:
@@ -297,11 +324,13 @@ async def bridge_call(
     url: str | None = None,
     session_format: Literal["caller", "pcm16"] = "caller",
     dtmf_as_text: bool = False,
+    greet: bool = False,
     chunk_ms: float = 20.0,
     session_options: dict[str, Any] | None = None,
 ) -> Call:
     """Start a session for ``agent`` on the caller's audio (``caller.start`` must be known) and return
-    the live :class:`Call`. ``url``/``api_key`` choose the server as for ``realtime.start_session``."""
+    the live :class:`Call`. ``url``/``api_key`` choose the server as for ``realtime.start_session``;
+    ``greet=True`` asks for a response at once, so the agent speaks first (as phone lines expect)."""
     start = caller.start
     cfg = session_config(start, config, session_format)
     fmt = cfg.model_settings.input_format
@@ -318,6 +347,9 @@ async def bridge_call(
     try:
         await session.start()
         session.stream_audio_from(mic, chunk_ms=chunk_ms, g711_codes=codes)
+        if greet:
+            session.request_response()
+            await session.flush()
     except BaseException:
         with contextlib.suppress(Exception):
             await session.stop()

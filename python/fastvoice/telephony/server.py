@@ -47,7 +47,8 @@ class PhoneServer:
 
     ``url``/``api_key``/``config`` choose the realtime server as for ``realtime.start_session``;
     ``on_call(call)`` runs for each call (its end does not end the call); ``dtmf_as_text`` also sends
-    each digit to the model as user text."""
+    the typed digits (at ``#`` or after a 1.5 s pause) to the model as one user message; ``greet``
+    has the agent speak first."""
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class PhoneServer:
         twilio_auth_token: str | None = None,
         session_format: Literal["caller", "pcm16"] = "caller",
         dtmf_as_text: bool = False,
+        greet: bool = False,
         on_call: OnCall | None = None,
         start_timeout: float = 10.0,
         session_options: dict[str, Any] | None = None,
@@ -79,6 +81,7 @@ class PhoneServer:
         self._twilio_token = twilio_auth_token
         self.session_format: Literal["caller", "pcm16"] = session_format
         self.dtmf_as_text = dtmf_as_text
+        self.greet = greet
         self.on_call = on_call
         self.start_timeout = start_timeout
         self._session_options = session_options
@@ -176,6 +179,7 @@ class PhoneServer:
                 url=self._url,
                 session_format=self.session_format,
                 dtmf_as_text=self.dtmf_as_text,
+                greet=self.greet,
                 session_options=self._session_options,
             )
         except Exception as exc:  # the caller hears a hang-up; the server keeps serving
