@@ -1,6 +1,7 @@
 """A phone agent with a tool: callers type their order number on the keypad (or say it) and hear its status.
 
-    python examples/phone_agent.py [--port 8080] [--offline | --url URL | --openai] [--simulate [--out reply.wav]]
+    python examples/phone_agent.py [--port 8080] [--offline | --url URL | --openai]
+                                   [--simulate [--out reply.wav]]
 
 It serves the phone routes (``POST /twilio/voice`` and the ``/twilio/media`` stream; Telnyx and Plivo
 too): point a Twilio number's voice webhook at ``https://YOUR_HOST/twilio/voice`` (a TLS proxy or tunnel

@@ -237,3 +237,19 @@ def test_threads_drop_oldest_never_reorders() -> None:
     assert values[-1] == total - 1
     assert ring.consumed == values.size
     assert ring.consumed + ring.overflows == total
+
+
+def test_skipped_counts_what_left_unread_so_items_start_where_they_will_be_played() -> None:
+    ring = RingBuffer(10, overflow="drop_oldest")
+    ring.write(np.arange(6, dtype=np.int16))
+    assert ring.read(2).tolist() == [0, 1]
+    assert ring.clear() == 4  # an interruption drops what was not played
+    assert (ring.written, ring.consumed, ring.skipped) == (6, 2, 4)
+    start = ring.written - ring.skipped  # the next item begins at this consumed count
+    ring.write(np.arange(100, 108, dtype=np.int16))
+    ring.read(3)
+    assert ring.consumed - start == 3  # exactly what was played of the new item
+    ring.write(np.arange(200, 206, dtype=np.int16))  # 11 > 10: the oldest unread sample is evicted
+    assert ring.skipped == 5 and ring.overflows == 1
+    ring.reset()
+    assert (ring.written, ring.consumed, ring.skipped) == (0, 0, 0)
