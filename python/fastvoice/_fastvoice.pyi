@@ -486,8 +486,8 @@ class CallerStream:
     def feed(self, frame: str) -> bool:
         """Route a text frame Python received; True if it was caller media or one of our mark acks."""
     @property
-    def stats(self) -> tuple[int, int, int, int, int]:
-        """(frames_in, frames_out, marks_acked, underruns, bad_frames)."""
+    def stats(self) -> tuple[int, int, int, int, int, int]:
+        """(frames_in, frames_out, marks_acked, underruns, bad_frames, max_late_us)."""
 
 def caller_attach(
     conn: TransportConnection,

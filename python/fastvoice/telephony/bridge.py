@@ -163,9 +163,9 @@ class MediaStreamCaller:
         return self._native.heard if self._native is not None else 0
 
     @property
-    def stats(self) -> tuple[int, int, int, int, int]:
-        """``(frames_in, frames_out, marks_acked, underruns, bad_frames)`` of the native stream."""
-        return self._native.stats if self._native is not None else (0, 0, 0, 0, 0)
+    def stats(self) -> tuple[int, int, int, int, int, int]:
+        """``(frames_in, frames_out, marks_acked, underruns, bad_frames, max_late_us)`` of the native stream."""
+        return self._native.stats if self._native is not None else (0, 0, 0, 0, 0, 0)
 
     def clear(self) -> None:
         if self._native is not None:

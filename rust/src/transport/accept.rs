@@ -223,9 +223,9 @@ impl CallerStream {
             .unwrap_or(false)
     }
 
-    /// `(frames_in, frames_out, marks_acked, underruns, bad_frames)`.
+    /// `(frames_in, frames_out, marks_acked, underruns, bad_frames, max_late_us)`.
     #[getter]
-    fn stats(&self) -> (u64, u64, u64, u64, u64) {
+    fn stats(&self) -> (u64, u64, u64, u64, u64, u64) {
         let s = &self.shared;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         (
@@ -234,6 +234,7 @@ impl CallerStream {
             get(&s.marks_acked),
             get(&s.underruns),
             get(&s.bad_frames),
+            get(&s.max_late_us),
         )
     }
 }

@@ -104,6 +104,8 @@ pub struct CallerShared {
     pub underruns: AtomicU64,
     /// Inbound media frames whose payload could not be decoded (left to Python).
     pub bad_frames: AtomicU64,
+    /// The latest any tick was served after it was due, in microseconds.
+    pub max_late_us: AtomicU64,
 }
 
 impl CallerShared {
@@ -284,6 +286,7 @@ impl CallerMedia {
             marks_acked: AtomicU64::new(0),
             underruns: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
+            max_late_us: AtomicU64::new(0),
         });
         let per_frame = |rate: u32| (u128::from(rate) * cfg.frame.as_micros() / 1_000_000) as usize;
         let frame_bytes = per_frame(cfg.rate).max(1) * bytes_per_sample(cfg.codec);
@@ -512,6 +515,10 @@ impl CallerMedia {
         }
         let now = Instant::now();
         if now + TICK_SLACK >= self.due {
+            let late = now.saturating_duration_since(self.due).as_micros();
+            self.shared
+                .max_late_us
+                .fetch_max(u64::try_from(late).unwrap_or(u64::MAX), Ordering::Relaxed);
             self.send_due(now, outbox);
             self.due = next_tick(now, self.cfg.frame);
         }
@@ -552,7 +559,9 @@ impl CallerMedia {
                 None => self.start_burst(now),
             };
             let elapsed = now.saturating_duration_since(t0);
-            if sent >= elapsed + self.cfg.lead {
+            // Half a frame of slack: ticks land a little late by varying amounts, and a threshold on
+            // the exact grid would then send two frames on one tick and none on the next.
+            if sent >= elapsed + self.cfg.lead + self.cfg.frame / 2 {
                 return; // far enough ahead
             }
             let sent = if sent + self.cfg.frame < elapsed {
@@ -617,6 +626,7 @@ mod tests {
             marks_acked: AtomicU64::new(0),
             underruns: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
+            max_late_us: AtomicU64::new(0),
         }
     }
 
