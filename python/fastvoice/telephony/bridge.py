@@ -164,7 +164,7 @@ class MediaStreamCaller:
 
     @property
     def stats(self) -> tuple[int, int, int, int, int, int]:
-        """``(frames_in, frames_out, marks_acked, underruns, bad_frames, max_late_us)`` of the native stream."""
+        """The native stream's ``(frames_in, frames_out, marks_acked, underruns, bad_frames, max_late_us)``."""
         return self._native.stats if self._native is not None else (0, 0, 0, 0, 0, 0)
 
     def clear(self) -> None:

@@ -634,7 +634,15 @@ mod tests {
     fn acks_move_the_position_and_stale_or_foreign_names_do_not() {
         let s = shared(8000, &[(1, 800), (2, 1600), (3, 2400)]);
         assert_eq!(s.heard(), 0); // nothing acknowledged yet
-        for junk in [&b"fv"[..], b"fv0", b"fv0.", b"fvx.1", b"fv0.x", b"mark-1", b"fv1.1"] {
+        for junk in [
+            &b"fv"[..],
+            b"fv0",
+            b"fv0.",
+            b"fvx.1",
+            b"fv0.x",
+            b"mark-1",
+            b"fv1.1",
+        ] {
             s.ack(junk); // unparsable, or another generation (cleared since)
         }
         assert_eq!(lock(&s.heard).pending.len(), 3);
