@@ -164,7 +164,7 @@ class MediaStreamCaller:
 
     @property
     def stats(self) -> tuple[int, int, int, int, int, int]:
-        """The native stream's ``(frames_in, frames_out, marks_acked, underruns, bad_frames, max_late_us)``."""
+        """The native stream's frames in and out, marks acked, underruns, bad frames, max late tick (µs)."""
         return self._native.stats if self._native is not None else (0, 0, 0, 0, 0, 0)
 
     def clear(self) -> None:
