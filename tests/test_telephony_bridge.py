@@ -239,3 +239,58 @@ async def test_hangup_from_the_app_closes_the_line() -> None:
         await asyncio.wait_for(caller.closed.wait(), 5)
         await fake.wait_for_disconnect(timeout=5)
         assert call.ended and call.end_reason == "hung up" and phone.calls == set()
+
+
+def _mutants(seed: int, n: int) -> list[str]:
+    """Valid Twilio frames cut, flipped, retyped and escaped at random: what a broken peer might send."""
+    import base64
+    import random
+
+    rng = random.Random(seed)
+    good = [
+        json.dumps(
+            {
+                "event": "media",
+                "streamSid": "MZ1",
+                "media": {"payload": base64.b64encode(b"\x7f" * 160).decode()},
+            }
+        ),
+        json.dumps({"event": "mark", "streamSid": "MZ1", "mark": {"name": "fv0.1"}}),
+        json.dumps({"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": "1"}}),
+    ]
+    out = []
+    for _ in range(n):
+        s = list(rng.choice(good))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.randrange(5)
+            i = rng.randrange(len(s))
+            if op == 0:
+                s = s[:i]  # truncated
+            elif op == 1 and s:
+                s[i] = chr(rng.randrange(32, 0x2FF))  # a flipped character
+            elif op == 2:
+                s.insert(i, rng.choice(['"', "\\", "{", "}", ":", ",", "\\u0000", "null", "1e999"]))
+            elif op == 3:
+                s = s + list(rng.choice([' "payload":"@@@@"', '"payload": 5', "\\/" * 3]))
+            if not s:
+                s = ["{"]
+        out.append("".join(s))
+    out.append('{"event":"media","media":{"payload":"' + "A" * 300_000 + '"}}')  # big, but under the limit
+    return out
+
+
+async def test_garbage_from_the_provider_never_breaks_the_call() -> None:
+    async with phone_stack() as (fake, phone, url), TwilioCaller(url) as caller:
+        await fake.wait_for("session.update")
+        call = await the_call(phone)
+        assert caller._ws is not None
+        for frame in _mutants(12, 1500):
+            await caller._ws.send(frame)
+        marker = every_code(3)
+        before = len(fake.input_audio)
+        await caller.speak(marker)  # the line still works, and nothing garbage passed as audio
+        await until(lambda: fake.input_audio.endswith(marker))
+        assert not call.ended
+        assert len(fake.input_audio) - before <= len(marker) + 160 * 1500
+        stats = call.caller.stats  # type: ignore[attr-defined]
+        assert stats[4] > 0  # undecodable payloads were counted (and left to Python, which logged them)
