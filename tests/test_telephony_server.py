@@ -228,3 +228,44 @@ async def test_fifty_calls_at_once_each_get_their_own_audio() -> None:
                 gc.enable()
                 for c in callers:
                     await c.__aexit__(None, None, None)
+
+
+async def test_telnyx_l16_is_big_endian_both_ways_and_resampled_natively() -> None:
+    def tone(hz: float, rate: int, seconds: float) -> np.ndarray:
+        t = np.arange(int(rate * seconds)) / rate
+        return (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16)
+
+    def peak_hz(pcm: np.ndarray, rate: int) -> float:
+        return float(np.argmax(np.abs(np.fft.rfft(pcm.astype(np.float64)))) * rate / len(pcm))
+
+    start = {
+        "event": "start",
+        "stream_id": "st-l16",
+        "start": {
+            "call_control_id": "v3:l16",
+            "media_format": {"encoding": "L16", "sample_rate": 16000, "channels": 1},
+        },
+    }
+    async with phone_stack() as (fake, _phone, url):
+        async with websockets.connect(url.replace("/twilio/", "/telnyx/")) as ws:
+            await ws.send(json.dumps(start))
+            sent = tone(440, 16000, 1.0).astype(">i2").tobytes()  # RTP L16: network byte order
+            for i in range(0, len(sent), 640):
+                payload = base64.b64encode(sent[i : i + 640]).decode()
+                await ws.send(
+                    json.dumps({"event": "media", "stream_id": "st-l16", "media": {"payload": payload}})
+                )
+            await until(lambda: len(fake.input_audio) >= 48000 * 0.9)
+            assert fake.session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+            heard = np.frombuffer(fake.input_audio, dtype="<i2")
+            assert abs(peak_hz(heard[2400:-2400], 24000) - 440) < 3
+            reply = tone(660, 24000, 0.5).tobytes()
+            await fake.respond(ScriptedResponse(audio=[reply], transcript="x"))
+            got = b""
+            while len(got) < 16000 * 2 * 0.45:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if msg["event"] == "media":
+                    got += base64.b64decode(msg["media"]["payload"])
+            pcm = np.frombuffer(got, dtype=">i2")
+            assert abs(peak_hz(pcm[800:], 16000) - 660) < 5
+            assert np.abs(pcm.astype(np.int32)).max() < 9000  # little-endian bytes read as big would be noise

@@ -501,6 +501,7 @@ def caller_attach(
     ack_event: str,
     encoding: str,
     sample_rate: int,
+    big_endian: bool = False,
     mic: RingBuffer,
     mic_rate: int,
     mic_codes: bool,

@@ -22,7 +22,8 @@ ENCODINGS = ("audio/pcmu", "audio/pcma", "audio/pcm")
 @dataclass(frozen=True, slots=True)
 class CallStart:
     """A media stream began. ``encoding`` is a Realtime name (``audio/pcmu``, ``audio/pcma`` or
-    ``audio/pcm`` for 16-bit linear), ``sample_rate`` the caller's rate (8000 on the phone network)."""
+    ``audio/pcm`` for 16-bit linear, little-endian unless ``big_endian``: RTP's L16), ``sample_rate`` the
+    caller's rate (8000 on the phone network)."""
 
     provider: str
     stream_id: str
@@ -30,6 +31,7 @@ class CallStart:
     encoding: str = "audio/pcmu"
     sample_rate: int = 8000
     parameters: Mapping[str, str] = field(default_factory=dict)
+    big_endian: bool = False
 
 
 @dataclass(frozen=True, slots=True)

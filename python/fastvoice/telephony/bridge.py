@@ -147,6 +147,7 @@ class MediaStreamCaller:
             ack_event=f.ack_event,
             encoding=self.start.encoding,
             sample_rate=self.start.sample_rate,
+            big_endian=self.start.big_endian,
             mic=mic,
             mic_rate=mic_rate,
             mic_codes=mic_codes,

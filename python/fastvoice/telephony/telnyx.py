@@ -375,7 +375,13 @@ class TelnyxDialect:
                     f"unsupported 'start.media_format' {msg.sample_rate} Hz x {msg.channels} channels"
                 )
             return CallStart(
-                "telnyx", msg.stream_id, msg.call_control_id, encoding, msg.sample_rate, msg.custom_parameters
+                "telnyx",
+                msg.stream_id,
+                msg.call_control_id,
+                encoding,
+                msg.sample_rate,
+                msg.custom_parameters,
+                big_endian=encoding == "audio/pcm" and L16_BYTE_ORDER == "big",
             )
         if isinstance(msg, Dtmf):
             return CallDtmf(msg.digit)

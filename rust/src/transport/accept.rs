@@ -135,7 +135,7 @@ pub struct CallerStream {
 /// Install the caller fast paths on `conn` (see [`super::caller`]).
 #[pyfunction]
 #[pyo3(signature = (conn, *, media_prefix, media_suffix, mark_prefix, mark_suffix, clear,
-                    media_event, ack_event, encoding, sample_rate, mic, mic_rate, mic_codes,
+                    media_event, ack_event, encoding, sample_rate, big_endian = false, mic, mic_rate, mic_codes,
                     playback, playback_rate, playback_codes, frame_ms = 20, lead_ms = 60,
                     mark_every = 5))]
 #[allow(clippy::too_many_arguments)]
@@ -151,6 +151,7 @@ pub fn caller_attach(
     ack_event: &str,
     encoding: &str,
     sample_rate: u32,
+    big_endian: bool,
     mic: Py<RingBuffer>,
     mic_rate: u32,
     mic_codes: bool,
@@ -177,6 +178,7 @@ pub fn caller_attach(
             ack_event: ack_event.as_bytes().to_vec(),
         },
         codec: codec(encoding)?,
+        big_endian,
         rate: rate("sample_rate", sample_rate)?,
         mic: RingSide {
             ring: mic,

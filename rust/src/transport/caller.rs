@@ -70,8 +70,9 @@ pub struct RingSide {
 
 pub struct CallerSettings {
     pub framing: Framing,
-    /// The caller's wire format.
+    /// The caller's wire format (PCM16 may be big-endian: RTP's L16).
     pub codec: Codec,
+    pub big_endian: bool,
     pub rate: u32,
     /// Where the caller's audio goes (the session's microphone ring).
     pub mic: RingSide,
@@ -202,11 +203,16 @@ fn resampler(from: u32, to: u32) -> Option<StreamResampler> {
 }
 
 /// Decoded caller audio to samples at the caller's rate.
-fn decode(codec: Codec, bytes: &[u8], out: &mut Vec<i16>) {
+fn decode(codec: Codec, big_endian: bool, bytes: &[u8], out: &mut Vec<i16>) {
     out.clear();
     match codec {
         Codec::Ulaw => out.extend(bytes.iter().map(|&b| ULAW_DECODE[usize::from(b)])),
         Codec::Alaw => out.extend(bytes.iter().map(|&b| ALAW_DECODE[usize::from(b)])),
+        Codec::Pcm16 if big_endian => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| i16::from_be_bytes([c[0], c[1]])),
+        ),
         Codec::Pcm16 => out.extend(
             bytes
                 .chunks_exact(2)
@@ -215,8 +221,15 @@ fn decode(codec: Codec, bytes: &[u8], out: &mut Vec<i16>) {
     }
 }
 
-fn encode(codec: Codec, pcm: &[i16], codes: &mut Vec<u8>, out: &mut VecDeque<u8>) {
+fn encode(
+    codec: Codec,
+    big_endian: bool,
+    pcm: &[i16],
+    codes: &mut Vec<u8>,
+    out: &mut VecDeque<u8>,
+) {
     match codec {
+        Codec::Pcm16 if big_endian => out.extend(pcm.iter().flat_map(|s| s.to_be_bytes())),
         Codec::Pcm16 => out.extend(pcm.iter().flat_map(|s| s.to_le_bytes())),
         Codec::Ulaw | Codec::Alaw => {
             codes.resize(pcm.len(), 0);
@@ -356,7 +369,12 @@ impl CallerMedia {
             mic.push_i16(&self.pcm_in);
             return true;
         }
-        decode(self.cfg.codec, &self.bytes, &mut self.pcm_in);
+        decode(
+            self.cfg.codec,
+            self.cfg.big_endian,
+            &self.bytes,
+            &mut self.pcm_in,
+        );
         match self.rs_in.as_mut() {
             Some(rs) => {
                 self.pcm_rs.clear();
@@ -389,12 +407,19 @@ impl CallerMedia {
                     resample(rs, pcm, &mut self.f32_tmp, &mut self.pcm_out);
                     encode(
                         self.cfg.codec,
+                        self.cfg.big_endian,
                         &self.pcm_out,
                         &mut self.codes,
                         &mut self.queue,
                     );
                 }
-                None => encode(self.cfg.codec, pcm, &mut self.codes, &mut self.queue),
+                None => encode(
+                    self.cfg.codec,
+                    self.cfg.big_endian,
+                    pcm,
+                    &mut self.codes,
+                    &mut self.queue,
+                ),
             }
         }
     }
@@ -409,6 +434,7 @@ impl CallerMedia {
                     .extend(self.f32_tmp.iter().map(|&x| f32_to_i16(x)));
                 encode(
                     self.cfg.codec,
+                    self.cfg.big_endian,
                     &self.pcm_out,
                     &mut self.codes,
                     &mut self.queue,
