@@ -112,7 +112,7 @@ class PlaybackTracker:
         self._listener = listener if ring is not None else None
         self._codes = bool(g711_codes) and self._native
         if ring is not None:
-            self._ring_start = ring.written - ring.skipped - ring.skipped
+            self._ring_start = ring.written - ring.skipped
         if self._on_change is not None:
             self._on_change()
 

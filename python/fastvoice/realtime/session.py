@@ -115,9 +115,8 @@ class Session(SessionAudio, ServerEvents):
         self._stream_used = False
         self.playback = PlaybackTracker(self._out_fmt)
         self.playback._on_change = self._apply_output
-        self._mic: tuple[RingBuffer, float, bool, bool] | None = (
-            None  # stream_audio_from(ring, chunk_ms, pace, codes)
-        )
+        # What stream_audio_from() set: (ring, chunk_ms, pace, g711_codes).
+        self._mic: tuple[RingBuffer, float, bool, bool] | None = None
         self._audio_in = AudioInput(self._in_fmt)
         rc = self.reconnect_config
         self._unacked = Unacked(rc.max_buffered_audio_bytes, enabled=rc.enabled)

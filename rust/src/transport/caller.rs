@@ -20,6 +20,7 @@
 //! as prefix/suffix strings, so the adapters stay thin.
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Context;
@@ -160,32 +161,36 @@ fn num(b: &[u8]) -> Option<u64> {
 }
 
 /// The string value of the first member named `key` in a JSON frame, if it
-/// is a plain string (no escapes; anything else is left to Python).
+/// is a plain string (no escapes; anything else is left to Python). Allocates
+/// nothing: it runs on every inbound frame.
 fn string_member<'a>(frame: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let mut needle = Vec::with_capacity(key.len() + 2);
-    needle.push(b'"');
-    needle.extend_from_slice(key);
-    needle.push(b'"');
-    let at = memmem::find(frame, &needle)? + needle.len();
-    let mut i = at;
-    let skip = |i: &mut usize| {
-        while frame.get(*i).is_some_and(|b| b.is_ascii_whitespace()) {
-            *i += 1;
+    let skip = |mut i: usize| {
+        while frame.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
         }
+        i
     };
-    skip(&mut i);
-    if frame.get(i) != Some(&b':') {
-        return None;
+    let mut from = 0;
+    loop {
+        let at = from + memmem::find(frame.get(from..)?, key)?;
+        from = at + key.len();
+        // A member name: quoted, then a colon (a string value equal to the key is not).
+        if at == 0 || frame[at - 1] != b'"' || frame.get(from) != Some(&b'"') {
+            continue;
+        }
+        let i = skip(from + 1);
+        if frame.get(i) != Some(&b':') {
+            continue;
+        }
+        let i = skip(i + 1);
+        if frame.get(i) != Some(&b'"') {
+            return None; // not a string
+        }
+        let start = i + 1;
+        let len = memchr::memchr2(b'"', b'\\', frame.get(start..)?)?;
+        let end = start + len;
+        return (frame.get(end) == Some(&b'"')).then(|| &frame[start..end]);
     }
-    i += 1;
-    skip(&mut i);
-    if frame.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let len = memchr::memchr2(b'"', b'\\', frame.get(start..)?)?;
-    let end = start + len;
-    (frame.get(end) == Some(&b'"')).then(|| &frame[start..end])
 }
 
 fn bytes_per_sample(codec: Codec) -> usize {
@@ -501,8 +506,9 @@ impl CallerMedia {
             h.generation
         };
         let f = &self.cfg.framing;
-        let mut frame = f.mark_prefix.clone();
-        frame.extend_from_slice(format!("fv{generation}.{}", self.mark_seq).as_bytes());
+        let mut frame = Vec::with_capacity(f.mark_prefix.len() + 24 + f.mark_suffix.len());
+        frame.extend_from_slice(&f.mark_prefix);
+        let _ = write!(frame, "fv{generation}.{}", self.mark_seq);
         frame.extend_from_slice(&f.mark_suffix);
         let Some((msg, len)) = Self::text(frame) else {
             return true;
@@ -705,5 +711,8 @@ mod tests {
         assert_eq!(string_member(br#"{"event":"a\"b"}"#, b"event"), None);
         assert_eq!(string_member(br#"{"event":"unterminated"#, b"event"), None);
         assert_eq!(string_member(br#"{"event""#, b"event"), None);
+        // A value that merely contains the key, before the real member.
+        let tricky = br#"{"note":"event","x_event":"no","event":"mark"}"#;
+        assert_eq!(string_member(tricky, b"event"), Some(&b"mark"[..]));
     }
 }
