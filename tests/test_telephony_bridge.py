@@ -294,3 +294,21 @@ async def test_garbage_from_the_provider_never_breaks_the_call() -> None:
         assert len(fake.input_audio) - before <= len(marker) + 160 * 1500
         stats = call.caller.stats  # type: ignore[attr-defined]
         assert stats[4] > 0  # undecodable payloads were counted (and left to Python, which logged them)
+
+
+async def test_audio_sent_with_the_start_reaches_the_session_in_order() -> None:
+    """Frames that arrive while the call is being set up (read by Python, or queued unread when the
+    native stream takes over) come before the ones the stream reads itself."""
+    import base64
+
+    async with phone_stack() as (fake, _phone, url):
+        caller = TwilioCaller(url, play=False)
+        async with caller:  # sends connected + start
+            assert caller._ws is not None
+            sent = b"".join(bytes([i]) * 160 for i in range(200))
+            for i in range(0, len(sent), 160):  # a burst, no pacing: most land before the attach
+                payload = base64.b64encode(sent[i : i + 160]).decode()
+                msg = {"event": "media", "streamSid": caller.stream_sid, "media": {"payload": payload}}
+                await caller._ws.send(json.dumps(msg))
+            await until(lambda: len(fake.input_audio) >= len(sent))
+            assert fake.input_audio == sent

@@ -508,12 +508,14 @@ def caller_attach(
     playback: RingBuffer,
     playback_rate: int,
     playback_codes: bool,
+    early: list[str] = ...,
     frame_ms: int = 20,
     lead_ms: int = 60,
     mark_every: int = 5,
 ) -> CallerStream:
-    """Install a caller's media fast paths on `conn`: inbound media into `mic`, outbound frames paced
-    from `playback` every `frame_ms` (`lead_ms` ahead), a mark every `mark_every` frames."""
+    """Install a caller's media fast paths on `conn`: inbound media into `mic` (`early` frames first, then
+    those queued unread), outbound frames paced from `playback` every `frame_ms` (`lead_ms` ahead), a
+    mark every `mark_every` frames."""
 
 def transport_shutdown(grace: float = 1.0) -> None:
     """Close every connection (1001) and stop the runtime; registered with atexit."""

@@ -136,6 +136,7 @@ class MediaStreamCaller:
         playback_codes: bool,
     ) -> None:
         f = self.dialect.framing(self.start)
+        early, self._early = self._early, []
         self._native = _fastvoice.caller_attach(
             self.conn._native,
             media_prefix=f.media_prefix,
@@ -154,10 +155,8 @@ class MediaStreamCaller:
             playback=playback,
             playback_rate=playback_rate,
             playback_codes=playback_codes,
+            early=early,  # routed first; then the frames queued unread, then the live ones: in order
         )
-        early, self._early = self._early, []
-        for text in early:
-            self._native.feed(text)
 
     @property
     def heard(self) -> int:

@@ -132,12 +132,13 @@ pub struct CallerStream {
     conn: Py<NativeConnection>,
 }
 
-/// Install the caller fast paths on `conn` (see [`super::caller`]).
+/// Install the caller fast paths on `conn` (see [`super::caller`]); `early`:
+/// text frames Python already read (media before the stream was attached).
 #[pyfunction]
 #[pyo3(signature = (conn, *, media_prefix, media_suffix, mark_prefix, mark_suffix, clear,
                     media_event, ack_event, encoding, sample_rate, big_endian = false, mic, mic_rate, mic_codes,
-                    playback, playback_rate, playback_codes, frame_ms = 20, lead_ms = 60,
-                    mark_every = 5))]
+                    playback, playback_rate, playback_codes, early = Vec::new(), frame_ms = 20,
+                    lead_ms = 60, mark_every = 5))]
 #[allow(clippy::too_many_arguments)]
 pub fn caller_attach(
     py: Python<'_>,
@@ -158,6 +159,7 @@ pub fn caller_attach(
     playback: Py<RingBuffer>,
     playback_rate: u32,
     playback_codes: bool,
+    early: Vec<String>,
     frame_ms: u32,
     lead_ms: u32,
     mark_every: u32,
@@ -194,11 +196,22 @@ pub fn caller_attach(
         lead: Duration::from_millis(u64::from(lead_ms)),
         mark_every,
     };
-    let (media, shared) = CallerMedia::new(cfg);
+    let (mut media, shared) = CallerMedia::new(cfg);
     let native = conn.get();
     let (link, driver) = native.parts();
-    let driver = driver.clone();
-    py.detach(|| with_driver(&driver, |d| d.set_caller(Some(media))));
+    let (link, driver) = (link.clone(), driver.clone());
+    py.detach(|| {
+        // Under the driver's lock no frame is read meanwhile, so the caller's
+        // audio keeps its order: what Python read, then what it had not read
+        // yet, then what the stream reads from now on.
+        with_driver(&driver, |d| {
+            for frame in &early {
+                media.route(frame.as_bytes());
+            }
+            link.take_text_where(|frame| media.route(frame));
+            d.set_caller(Some(media));
+        })
+    });
     link.driver.wake();
     Ok(CallerStream { shared, conn })
 }

@@ -185,6 +185,22 @@ impl Shared {
         Taken::Some
     }
 
+    /// Remove the queued text messages `take` accepts (in order), keeping the
+    /// rest in place: a caller stream attached now takes over the media frames
+    /// already delivered, ahead of the ones it will read itself.
+    pub fn take_text_where(&self, mut take: impl FnMut(&[u8]) -> bool) {
+        let mut st = self.lock();
+        let mut removed = 0;
+        st.inbox.retain(|msg| match msg {
+            Incoming::Text(t) if take(t.as_bytes()) => {
+                removed += msg.weight();
+                false
+            }
+            _ => true,
+        });
+        st.inbox_bytes -= removed;
+    }
+
     /// The inbox may take another message (the reader pauses at either bound;
     /// one message is always accepted so a large frame cannot wedge the queue).
     pub fn inbox_has_room(&self, st: &State) -> bool {
