@@ -196,7 +196,7 @@ pub fn caller_attach(
         lead: Duration::from_millis(u64::from(lead_ms)),
         mark_every,
     };
-    let (mut media, shared) = CallerMedia::new(cfg);
+    let (mut media, shared) = CallerMedia::new(cfg).map_err(PyValueError::new_err)?;
     let native = conn.get();
     let (link, driver) = native.parts();
     let (link, driver) = (link.clone(), driver.clone());

@@ -201,10 +201,15 @@ fn bytes_per_sample(codec: Codec) -> usize {
     }
 }
 
-fn resampler(from: u32, to: u32) -> Option<StreamResampler> {
-    (from != to)
-        .then(|| StreamResampler::new(i64::from(from), i64::from(to), 1, Quality::LowLatency).ok())
-        .flatten()
+/// A stateful resampler when the rates differ (an error, not silence or a
+/// wrong pitch, when they cannot be converted).
+fn resampler(from: u32, to: u32) -> Result<Option<StreamResampler>, String> {
+    if from == to {
+        return Ok(None);
+    }
+    StreamResampler::new(i64::from(from), i64::from(to), 1, Quality::LowLatency)
+        .map(Some)
+        .map_err(|e| format!("cannot resample {from} Hz to {to} Hz: {e}"))
 }
 
 /// Decoded caller audio to samples at the caller's rate.
@@ -290,7 +295,7 @@ pub struct CallerMedia {
 }
 
 impl CallerMedia {
-    pub fn new(cfg: CallerSettings) -> (Self, Arc<CallerShared>) {
+    pub fn new(cfg: CallerSettings) -> Result<(Self, Arc<CallerShared>), String> {
         let start = cfg.play.ring.get().consumed_samples();
         let shared = Arc::new(CallerShared {
             heard: Mutex::new(Heard {
@@ -310,8 +315,8 @@ impl CallerMedia {
         let frame_bytes = per_frame(cfg.rate).max(1) * bytes_per_sample(cfg.codec);
         let pull_samples = per_frame(cfg.play.rate).max(1);
         let media = CallerMedia {
-            rs_in: resampler(cfg.rate, cfg.mic.rate),
-            rs_out: resampler(cfg.play.rate, cfg.rate),
+            rs_in: resampler(cfg.rate, cfg.mic.rate)?,
+            rs_out: resampler(cfg.play.rate, cfg.rate)?,
             bytes: Vec::new(),
             b64tmp: Vec::new(),
             pcm_in: Vec::new(),
@@ -336,7 +341,7 @@ impl CallerMedia {
             shared: shared.clone(),
             cfg,
         };
-        (media, shared)
+        Ok((media, shared))
     }
 
     /// Take `frame` if it is caller media or one of our mark acknowledgements.
