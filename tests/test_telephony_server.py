@@ -75,6 +75,15 @@ async def test_twilio_webhooks_need_a_valid_signature_when_a_token_is_set() -> N
         tampered = {**form, "From": "+15550199"}
         r = await http.post(url, data=tampered, headers={"X-Twilio-Signature": good})
         assert r.status == 403
+        # The media stream's upgrade is signed too (its ws:// URL, no parameters).
+        media = phone.base_url.replace("http://", "ws://") + "/twilio/media"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(media)
+        assert refused.value.response.status_code == 403
+        signed = {"X-Twilio-Signature": twilio.signature(token, media)}
+        async with websockets.connect(media, additional_headers=signed) as ws:
+            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            await ws.close()
 
 
 async def _provider_call(provider: str) -> None:
@@ -269,3 +278,12 @@ async def test_telnyx_l16_is_big_endian_both_ways_and_resampled_natively() -> No
             pcm = np.frombuffer(got, dtype=">i2")
             assert abs(peak_hz(pcm[800:], 16000) - 660) < 5
             assert np.abs(pcm.astype(np.int32)).max() < 9000  # little-endian bytes read as big would be noise
+
+
+async def test_max_calls_refuses_more_streams_before_opening_a_session() -> None:
+    async with phone_stack(max_calls=1) as (fake, phone, url), TwilioCaller(url):
+        await the_call(phone)
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(url)
+        assert refused.value.response.status_code == 503
+        assert len(fake.connections) == 1

@@ -6,10 +6,10 @@ Routes (``{p}`` is ``twilio``, ``telnyx`` or ``plivo``):
   bidirectional stream at ``/{p}/media`` (TwiML ``<Connect><Stream>``, TeXML, Plivo ``<Stream>``);
 - ``GET /{p}/media``: the media WebSocket, handed to the native transport and bridged to a session.
 
-With ``twilio_auth_token`` set, ``POST /twilio/voice`` needs a valid ``X-Twilio-Signature`` (403
-otherwise). The stream URL in the answer is ``public_url`` when given (what the provider can reach,
-e.g. behind a TLS proxy), else the request's own host and scheme (``X-Forwarded-Proto``/``-Host``
-honoured only with ``trust_forwarded=True``).
+With ``twilio_auth_token`` set, ``POST /twilio/voice`` and the ``/twilio/media`` upgrade need a valid
+``X-Twilio-Signature`` (403 otherwise). The stream URL in the answer is ``public_url`` when given (what
+the provider can reach, e.g. behind a TLS proxy), else the request's own host and scheme
+(``X-Forwarded-Proto``/``-Host`` honoured only with ``trust_forwarded=True``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class PhoneServer:
     ``start()``/``stop()``; ``srv.app`` is the aiohttp application, to mount elsewhere if wanted.
 
     ``url``/``api_key``/``config`` choose the realtime server as for ``realtime.start_session``;
-    ``on_call(call)`` runs for each call (its end does not end the call); ``dtmf_as_text`` also sends
+    ``on_call(call)`` runs for each call (its end does not end the call); ``max_calls`` bounds the
+    media streams at once (more get 503, before any session is opened); ``dtmf_as_text`` also sends
     the typed digits (at ``#`` or after a 1.5 s pause) to the model as one user message; ``greet``
     has the agent speak first."""
 
@@ -67,6 +68,7 @@ class PhoneServer:
         greet: bool = False,
         on_call: OnCall | None = None,
         start_timeout: float = 10.0,
+        max_calls: int = 200,
         session_options: dict[str, Any] | None = None,
     ) -> None:
         if public_url is not None and not public_url.startswith(("http://", "https://")):
@@ -84,6 +86,10 @@ class PhoneServer:
         self.greet = greet
         self.on_call = on_call
         self.start_timeout = start_timeout
+        if max_calls < 1:
+            raise ValueError(f"max_calls must be >= 1, got {max_calls}")
+        self.max_calls = max_calls
+        self._streams = 0  # media sockets being set up or bridged
         self._session_options = session_options
         self.calls: set[Call] = set()
         self.app = web.Application()
@@ -164,6 +170,25 @@ class PhoneServer:
 
     async def _media(self, request: web.Request) -> web.StreamResponse:
         dialect = _DIALECTS[request.path.split("/")[1]]
+        if dialect.name == "twilio" and self._twilio_token is not None:
+            # Twilio signs the stream's upgrade request too (its URL, no parameters): without this
+            # anyone who learns the URL could open sessions on your key.
+            scheme, host = self._external(request)
+            signed_url = f"{'wss' if scheme == 'https' else 'ws'}://{host}{request.path_qs}"
+            header = request.headers.get("X-Twilio-Signature")
+            if not twilio.valid_signature(self._twilio_token, header, signed_url):
+                log.warning("twilio: refused a media stream with a bad or missing signature")
+                return web.Response(status=403, text="invalid X-Twilio-Signature")
+        if self._streams >= self.max_calls:
+            log.warning("%s: refused a call: %d calls already (max_calls)", dialect.name, self._streams)
+            return web.Response(status=503, text="too many calls")
+        self._streams += 1
+        try:
+            return await self._bridge(request, dialect)
+        finally:
+            self._streams -= 1
+
+    async def _bridge(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         try:
             conn = await take_over(request)
         except UpgradeError as exc:
