@@ -312,3 +312,89 @@ async def test_audio_sent_with_the_start_reaches_the_session_in_order() -> None:
                 await caller._ws.send(json.dumps(msg))
             await until(lambda: len(fake.input_audio) >= len(sent))
             assert fake.input_audio == sent
+
+
+class _RawPcmDialect:
+    """A caller that is not a phone: raw PCM16 binary frames at 48 kHz, JSON marks and clears (the seam the
+    browser front end uses)."""
+
+    name = "raw"
+
+    def parse(self, text: str) -> telephony.CallEvent | None:
+        msg = json.loads(text)
+        if msg.get("event") == "start":
+            return telephony.CallStart("raw", "s1", "c1", "audio/pcm", int(msg["sample_rate"]))
+        if msg.get("event") == "stop":
+            return telephony.CallStop("stop")
+        return None
+
+    def framing(self, start: telephony.CallStart) -> telephony.Framing:
+        return telephony.Framing(
+            media_prefix="",
+            media_suffix="",
+            mark_prefix='{"event":"mark","name":"',
+            mark_suffix='"}',
+            clear='{"event":"clear"}',
+            ack_event="played",
+            binary=True,
+        )
+
+
+async def test_the_seam_carries_a_binary_pcm_caller_resampled_both_ways() -> None:
+    from aiohttp import web
+    from fastvoice.telephony._socket import take_over
+
+    def tone(hz: float, rate: int, seconds: float) -> bytes:
+        t = np.arange(int(rate * seconds)) / rate
+        return (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2").tobytes()
+
+    def peak_hz(pcm: bytes, rate: int) -> float:
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        return float(np.argmax(np.abs(np.fft.rfft(x))) * rate / len(x))
+
+    calls: list[telephony.Call] = []
+
+    async with FakeRealtimeServer() as fake:
+
+        async def media(request: web.Request) -> web.StreamResponse:
+            caller = telephony.MediaStreamCaller(await take_over(request), _RawPcmDialect())
+            await caller.wait_start()
+            call = await telephony.bridge_call(
+                caller, agent(), url=fake.url, api_key="sk-test", session_format="pcm16"
+            )
+            calls.append(call)
+            await call.wait()
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_get("/raw", media)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        import websockets
+
+        async with websockets.connect(f"ws://127.0.0.1:{port}/raw") as ws:
+            await ws.send(json.dumps({"event": "start", "sample_rate": 48000}))
+            sent = tone(440, 48000, 1.0)
+            for i in range(0, len(sent), 1920):  # 20 ms binary frames: one message per 20 ms of audio
+                await ws.send(sent[i : i + 1920])
+            await until(lambda: len(fake.input_audio) >= 48000 * 0.95)
+            assert abs(peak_hz(fake.input_audio[4800:-4800], 24000) - 440) < 3  # at the session's 24 kHz
+            await fake.respond(ScriptedResponse(audio=[tone(660, 24000, 0.5)], transcript="x"))
+            got, marks = b"", []
+            while len(got) < 48000 * 2 * 0.45:
+                msg = await asyncio.wait_for(ws.recv(), 5)
+                if isinstance(msg, bytes):
+                    got += msg
+                else:
+                    marks.append(json.loads(msg)["name"])
+            assert abs(peak_hz(got[9600:], 48000) - 660) < 5  # back at the caller's 48 kHz
+            assert all(len(c) for c in marks)
+            for name in marks:
+                await ws.send(json.dumps({"event": "played", "name": name}))
+            await until(lambda: calls[0].caller.stats[2] >= len(marks))  # type: ignore[attr-defined]
+            await ws.send(json.dumps({"event": "stop"}))
+            await asyncio.wait_for(calls[0].wait(), 5)
+        await runner.cleanup()

@@ -499,6 +499,7 @@ def caller_attach(
     clear: str,
     media_event: str,
     ack_event: str,
+    binary: bool = False,
     encoding: str,
     sample_rate: int,
     big_endian: bool = False,
@@ -509,12 +510,13 @@ def caller_attach(
     playback_rate: int,
     playback_codes: bool,
     early: list[str] = ...,
+    early_binary: list[bytes] = ...,
     frame_ms: int = 20,
     lead_ms: int = 60,
     mark_every: int = 5,
 ) -> CallerStream:
-    """Install a caller's media fast paths on `conn`: inbound media into `mic` (`early` frames first, then
-    those queued unread), outbound frames paced from `playback` every `frame_ms` (`lead_ms` ahead), a
+    """Install a caller's media fast paths on `conn`: inbound media (text, or raw binary frames with
+    `binary`) into `mic` (`early` frames first, then those queued unread), outbound frames paced from `playback` every `frame_ms` (`lead_ms` ahead), a
     mark every `mark_every` frames."""
 
 def transport_shutdown(grace: float = 1.0) -> None:

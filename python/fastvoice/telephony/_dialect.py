@@ -58,7 +58,9 @@ class Framing:
     ``mark_prefix + name + mark_suffix``; the strings must be JSON up to and after the value (the value
     is never escaped: base64 and the stream's own mark names need none). Inbound, an event named
     ``media_event`` carries the caller's audio in a string member ``payload``, and one named
-    ``ack_event`` acknowledges a mark, whose name is in a string member ``name``."""
+    ``ack_event`` acknowledges a mark, whose name is in a string member ``name``. With ``binary``
+    (a browser), audio travels as raw binary frames both ways (no JSON, no base64) and the media
+    strings are unused; marks and clears stay text."""
 
     media_prefix: str
     media_suffix: str
@@ -67,6 +69,7 @@ class Framing:
     clear: str
     media_event: str = "media"
     ack_event: str = "mark"
+    binary: bool = False
 
 
 class Dialect(Protocol):

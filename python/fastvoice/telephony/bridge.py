@@ -84,6 +84,7 @@ class MediaStreamCaller:
         self.start = CallStart(dialect.name, "", "")
         self._native: _fastvoice.CallerStream | None = None
         self._early: list[str] = []
+        self._early_binary: list[bytes] = []
         self._events: list[CallEvent] = []
         self.bad_messages = 0
 
@@ -109,9 +110,15 @@ class MediaStreamCaller:
                 text = await self.conn.recv()
             except transport.ConnectionClosed:
                 return None
-            if not isinstance(text, str):
-                continue  # the providers send text frames only
             native = self._native
+            if isinstance(text, bytes):
+                # Binary frames are audio (a browser's); the native stream takes them once attached,
+                # so one reaching Python then is malformed (counted there).
+                if native is None and len(self._early_binary) < EARLY_FRAMES:
+                    self._early_binary.append(text)
+                continue
+            if not isinstance(text, str):
+                continue  # an accepted socket never decodes Realtime audio deltas
             if native is not None and native.feed(text):
                 continue
             try:
@@ -137,6 +144,7 @@ class MediaStreamCaller:
     ) -> None:
         f = self.dialect.framing(self.start)
         early, self._early = self._early, []
+        early_binary, self._early_binary = self._early_binary, []
         self._native = _fastvoice.caller_attach(
             self.conn._native,
             media_prefix=f.media_prefix,
@@ -146,6 +154,7 @@ class MediaStreamCaller:
             clear=f.clear,
             media_event=f.media_event,
             ack_event=f.ack_event,
+            binary=f.binary,
             encoding=self.start.encoding,
             sample_rate=self.start.sample_rate,
             big_endian=self.start.big_endian,
@@ -156,6 +165,7 @@ class MediaStreamCaller:
             playback_rate=playback_rate,
             playback_codes=playback_codes,
             early=early,  # routed first; then the frames queued unread, then the live ones: in order
+            early_binary=early_binary,
         )
 
     @property

@@ -133,11 +133,13 @@ pub struct CallerStream {
 }
 
 /// Install the caller fast paths on `conn` (see [`super::caller`]); `early`:
-/// text frames Python already read (media before the stream was attached).
+/// text (and `early_binary`: binary) frames Python already read, media that
+/// came before the stream was attached.
 #[pyfunction]
 #[pyo3(signature = (conn, *, media_prefix, media_suffix, mark_prefix, mark_suffix, clear,
-                    media_event, ack_event, encoding, sample_rate, big_endian = false, mic, mic_rate, mic_codes,
-                    playback, playback_rate, playback_codes, early = Vec::new(), frame_ms = 20,
+                    media_event, ack_event, binary = false, encoding, sample_rate, big_endian = false, mic, mic_rate, mic_codes,
+                    playback, playback_rate, playback_codes, early = Vec::new(), early_binary = Vec::new(),
+                    frame_ms = 20,
                     lead_ms = 60, mark_every = 5))]
 #[allow(clippy::too_many_arguments)]
 pub fn caller_attach(
@@ -150,6 +152,7 @@ pub fn caller_attach(
     clear: &str,
     media_event: &str,
     ack_event: &str,
+    binary: bool,
     encoding: &str,
     sample_rate: u32,
     big_endian: bool,
@@ -160,6 +163,7 @@ pub fn caller_attach(
     playback_rate: u32,
     playback_codes: bool,
     early: Vec<String>,
+    early_binary: Vec<Vec<u8>>,
     frame_ms: u32,
     lead_ms: u32,
     mark_every: u32,
@@ -178,6 +182,7 @@ pub fn caller_attach(
             clear: clear.to_owned(),
             media_event: media_event.as_bytes().to_vec(),
             ack_event: ack_event.as_bytes().to_vec(),
+            binary,
         },
         codec: codec(encoding)?,
         big_endian,
@@ -208,7 +213,16 @@ pub fn caller_attach(
             for frame in &early {
                 media.route(frame.as_bytes());
             }
-            link.take_text_where(|frame| media.route(frame));
+            for frame in &early_binary {
+                media.route_binary(frame);
+            }
+            link.take_where(|frame, binary| {
+                if binary {
+                    media.route_binary(frame)
+                } else {
+                    media.route(frame)
+                }
+            });
             d.set_caller(Some(media));
         })
     });

@@ -185,18 +185,22 @@ impl Shared {
         Taken::Some
     }
 
-    /// Remove the queued text messages `take` accepts (in order), keeping the
-    /// rest in place: a caller stream attached now takes over the media frames
-    /// already delivered, ahead of the ones it will read itself.
-    pub fn take_text_where(&self, mut take: impl FnMut(&[u8]) -> bool) {
+    /// Remove the queued messages `take` accepts (text or binary, in order),
+    /// keeping the rest in place: a caller stream attached now takes over the
+    /// media frames already delivered, ahead of the ones it will read itself.
+    pub fn take_where(&self, mut take: impl FnMut(&[u8], bool) -> bool) {
         let mut st = self.lock();
         let mut removed = 0;
-        st.inbox.retain(|msg| match msg {
-            Incoming::Text(t) if take(t.as_bytes()) => {
+        st.inbox.retain(|msg| {
+            let taken = match msg {
+                Incoming::Text(t) => take(t.as_bytes(), false),
+                Incoming::Binary(b) => take(b, true),
+                Incoming::Audio(..) => false,
+            };
+            if taken {
                 removed += msg.weight();
-                false
             }
-            _ => true,
+            !taken
         });
         st.inbox_bytes -= removed;
     }

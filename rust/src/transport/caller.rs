@@ -30,7 +30,7 @@ use base64_simd::STANDARD;
 use memchr::memmem;
 use pyo3::prelude::*;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::bridge::Shared;
 use super::clock::{next_tick, PumpClock};
@@ -59,6 +59,9 @@ pub struct Framing {
     pub clear: String,
     pub media_event: Vec<u8>,
     pub ack_event: Vec<u8>,
+    /// Audio travels as raw binary frames both ways (a browser), not base64
+    /// inside JSON; marks and clears stay text.
+    pub binary: bool,
 }
 
 /// One side of the audio path: a ring and the format its samples are in.
@@ -364,27 +367,47 @@ impl CallerMedia {
         let Some(payload) = string_member(frame, b"payload") else {
             return false;
         };
-        let bpp = bytes_per_sample(self.cfg.codec);
         if wire::decode_payload_into(payload, &mut self.bytes, &mut self.b64tmp).is_err()
-            || !self.bytes.len().is_multiple_of(bpp)
+            || !self
+                .bytes
+                .len()
+                .is_multiple_of(bytes_per_sample(self.cfg.codec))
         {
             self.shared.bad_frames.fetch_add(1, Ordering::Relaxed);
             return false; // Python reports it
         }
+        let bytes = std::mem::take(&mut self.bytes);
+        self.take_audio(&bytes);
+        self.bytes = bytes;
+        true
+    }
+
+    /// Take a binary frame as caller audio (a browser sends raw PCM16, no
+    /// JSON); `false` (left to Python) without binary framing or for an odd
+    /// number of bytes of PCM16.
+    pub fn route_binary(&mut self, frame: &[u8]) -> bool {
+        if !self.cfg.framing.binary || !frame.len().is_multiple_of(bytes_per_sample(self.cfg.codec))
+        {
+            if self.cfg.framing.binary {
+                self.shared.bad_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
+        }
+        self.take_audio(frame);
+        true
+    }
+
+    /// Decoded caller audio into the microphone ring, resampled if needed.
+    fn take_audio(&mut self, bytes: &[u8]) {
         self.shared.frames_in.fetch_add(1, Ordering::Relaxed);
         let mic = self.cfg.mic.ring.get();
         if self.cfg.mic.codes {
             self.pcm_in.clear();
-            self.pcm_in.extend(self.bytes.iter().map(|&b| i16::from(b)));
+            self.pcm_in.extend(bytes.iter().map(|&b| i16::from(b)));
             mic.push_i16(&self.pcm_in);
-            return true;
+            return;
         }
-        decode(
-            self.cfg.codec,
-            self.cfg.big_endian,
-            &self.bytes,
-            &mut self.pcm_in,
-        );
+        decode(self.cfg.codec, self.cfg.big_endian, bytes, &mut self.pcm_in);
         match self.rs_in.as_mut() {
             Some(rs) => {
                 self.pcm_rs.clear();
@@ -395,7 +418,6 @@ impl CallerMedia {
                 mic.push_i16(&self.pcm_in);
             }
         }
-        true
     }
 
     /// Move playback audio into the outbound queue until a frame is there.
@@ -483,6 +505,12 @@ impl CallerMedia {
     }
 
     fn send_frame(&mut self, outbox: &Shared, take: usize) -> bool {
+        if self.cfg.framing.binary {
+            let audio = Bytes::copy_from_slice(&self.queue.make_contiguous()[..take]);
+            self.queue.drain(..take);
+            self.sent_frame(take);
+            return self.offer(outbox, Message::Binary(audio), take, false);
+        }
         let f = &self.cfg.framing;
         // The one allocation per frame: the message tungstenite takes.
         let mut wire = Vec::with_capacity(
@@ -492,13 +520,17 @@ impl CallerMedia {
         STANDARD.encode_append(&self.queue.make_contiguous()[..take], &mut wire);
         wire.extend_from_slice(&f.media_suffix);
         self.queue.drain(..take);
-        self.seg_sent += (take / bytes_per_sample(self.cfg.codec)) as u64;
-        self.since_mark += 1;
-        self.shared.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.sent_frame(take);
         let Some((msg, len)) = Self::text(wire) else {
             return true;
         };
         self.offer(outbox, msg, len, false)
+    }
+
+    fn sent_frame(&mut self, bytes: usize) {
+        self.seg_sent += (bytes / bytes_per_sample(self.cfg.codec)) as u64;
+        self.since_mark += 1;
+        self.shared.frames_out.fetch_add(1, Ordering::Relaxed);
     }
 
     fn send_mark(&mut self, outbox: &Shared) -> bool {

@@ -288,7 +288,11 @@ impl Driver {
                     None => Incoming::Text(text),
                 });
             }
-            Message::Binary(data) => self.batch.push(Incoming::Binary(data)),
+            Message::Binary(data) => {
+                if !self.caller.as_mut().is_some_and(|c| c.route_binary(&data)) {
+                    self.batch.push(Incoming::Binary(data));
+                }
+            }
             Message::Pong(_) => self.awaiting_pong = None,
             Message::Close(frame) => {
                 let (code, reason) = match frame {
