@@ -516,8 +516,8 @@ def caller_attach(
     mark_every: int = 5,
 ) -> CallerStream:
     """Install a caller's media fast paths on `conn`: inbound media (text, or raw binary frames with
-    `binary`) into `mic` (`early` frames first, then those queued unread), outbound frames paced from `playback` every `frame_ms` (`lead_ms` ahead), a
-    mark every `mark_every` frames."""
+    `binary`) into `mic` (`early` frames first, then those queued unread), outbound frames paced from
+    `playback` every `frame_ms` (`lead_ms` ahead), a mark every `mark_every` frames."""
 
 def transport_shutdown(grace: float = 1.0) -> None:
     """Close every connection (1001) and stop the runtime; registered with atexit."""
