@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallStop, Dialect, Framing
-from fastvoice.telephony._socket import UpgradeError
+from fastvoice.telephony._socket import UpgradeError, take_over
 from fastvoice.telephony.bridge import Call, CallerTransport, MediaStreamCaller, bridge_call
 from fastvoice.telephony.plivo import PlivoProtocolError
 from fastvoice.telephony.sip import (
@@ -58,6 +58,7 @@ __all__ = [
     "WebhookVerificationError",
     "bridge_call",
     "make_sip_handler",
+    "take_over",
     "verify_webhook",
 ]
 

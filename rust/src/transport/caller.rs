@@ -17,7 +17,9 @@
 //!   transcoded either way.
 //!
 //! The provider's framing comes from Python (`fastvoice.telephony._dialect`)
-//! as prefix/suffix strings, so the adapters stay thin.
+//! as prefix/suffix strings, so the adapters stay thin. A caller that is not a
+//! phone (a browser) uses binary framing: raw PCM16 frames both ways, no JSON
+//! and no base64, with marks and clears still as text.
 
 use std::collections::VecDeque;
 use std::io::Write;
