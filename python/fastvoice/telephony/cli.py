@@ -53,7 +53,13 @@ def load_agent(spec: str) -> realtime.Agent:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="fastvoice phone", description=__doc__.split("\n\n")[0].strip("` ").rstrip(".") + "."
+        prog="fastvoice phone",
+        description="Serve phone calls (Twilio, Telnyx, Plivo media streams) to a realtime agent.",
+        epilog="\n\n".join(__doc__.split("\n\n")[2:]).replace("``", "")
+        + "\n\nProviders connect over wss://: terminate TLS in a reverse proxy in front (the guide's\n"
+        "Telephony section shows one) and pass --public-url. With TWILIO_AUTH_TOKEN set, Twilio's\n"
+        "request signatures are required.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks one)")
