@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-SUBPACKAGES = ("realtime", "voice", "audio", "transport", "telemetry", "testing", "serve", "telephony")
+SUBPACKAGES = ("realtime", "voice", "audio", "transport", "telemetry", "testing", "serve", "telephony", "web")
 
 
 def _run(code: str) -> dict[str, object]:

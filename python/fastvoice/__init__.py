@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from fastvoice import transport as transport
     from fastvoice import voice as voice
 
-_SUBMODULES = ("audio", "realtime", "serve", "telemetry", "telephony", "testing", "transport", "voice")
+_SUBMODULES = ("audio", "realtime", "serve", "telemetry", "telephony", "testing", "transport", "voice", "web")
 
 __all__ = ["AudioFormatError", "__version__", "audio", "transport"]
 

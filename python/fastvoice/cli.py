@@ -3,8 +3,8 @@
 `fastvoice demo` is the package's main job: it runs the whole voice pipeline offline on a
 WAV that ships inside the package, so a fresh install can be checked without a key or a
 network. `pipeline`, `transcribe` and `speak` run it on your own files; `audio-demo` shows
-the audio core alone; `serve` hands over to `fastvoice.serve` and `phone` to
-`fastvoice.telephony.cli`.
+the audio core alone; `serve` hands over to `fastvoice.serve`, `phone` to
+`fastvoice.telephony.cli` and `web` to `fastvoice.web.cli`.
 
 Errors are reported as one line, `fastvoice: error: ...`, with exit status 1.
 """
@@ -445,6 +445,16 @@ def _phone(argv: list[str]) -> int:
     return int(cli_main(argv) or 0)
 
 
+def _web(argv: list[str]) -> int:
+    """`fastvoice web ...`: hand the rest of the command line to `fastvoice.web.cli`."""
+    try:
+        from fastvoice.web.cli import cli_main
+    except ModuleNotFoundError as exc:
+        hint = "pip install 'fastvoice[phone]'"
+        raise CliError(f"`fastvoice web` needs the {exc.name!r} package ({hint})") from None
+    return int(cli_main(argv) or 0)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastvoice", description=__doc__.split("\n\n")[1])
     parser.add_argument("--version", action="version", version=f"fastvoice {__version__}")
@@ -497,6 +507,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="run the fastvoice server (arguments go to fastvoice.serve)", add_help=False)
     sub.add_parser("phone", help="serve phone calls (Twilio, Telnyx, Plivo) to an agent", add_help=False)
+    sub.add_parser("web", help="a page to talk to an agent from a browser", add_help=False)
     return parser
 
 
@@ -507,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args_list[1:])
         if args_list[:1] == ["phone"]:
             return _phone(args_list[1:])
+        if args_list[:1] == ["web"]:
+            return _web(args_list[1:])
         args = _parser().parse_args(args_list)
         if args.command == "audio-demo":
             return run_audio_demo(args.output, args.input)

@@ -1,0 +1,147 @@
+"""`fastvoice web` in a real browser: Debian's Chromium driven by Playwright, its fake microphone playing a
+clip of tests/data into `getUserMedia`, the page talking to an agent on the offline `fastvoice serve`
+(Whisper hears, the echo brain answers, Piper speaks). What a person would see is checked through the
+page's `data-role` hooks, and a screenshot is saved."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _data import data_path
+from _speech import words
+from fastvoice import audio, realtime
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed (scripts/test installs it)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+pytest.importorskip("ctranslate2", reason="the [local] extra (ctranslate2) is not installed")
+
+
+def _clip48(name: str) -> np.ndarray:
+    wav = audio.wav_decode(data_path(name).read_bytes())
+    mono = audio.to_mono(audio.from_pcm16(bytes(wav.pcm16)), wav.channels)
+    return np.frombuffer(bytes(audio.to_pcm16(audio.resample(mono, wav.sample_rate, 48000))), dtype=np.int16)
+
+
+def mic_wav(path: Path, *, barge_in_after: float | None = None) -> Path:
+    """What the fake microphone plays, at 48 kHz: 1 s of silence, the question, silence; with
+    ``barge_in_after``, a second sentence that many seconds after the question, over the reply."""
+    silence = lambda s: np.zeros(int(48000 * s), np.int16)  # noqa: E731
+    parts = [silence(1), _clip48("weather_22k.wav")]
+    if barge_in_after is not None:
+        parts += [silence(barge_in_after), _clip48("voice_sample_24k.wav")]
+    pcm = np.concatenate([*parts, silence(6)])
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+async def test_the_page_hears_the_user_and_plays_the_agents_reply(tmp_path: Path) -> None:
+    from fastvoice.serve import RealtimeServer
+    from fastvoice.web import WebServer
+
+    wav = mic_wav(tmp_path / "mic.wav")
+    async with RealtimeServer(engines="local", stt_pool=1, stream_decoders=1) as srv:
+        agent = realtime.Agent(name="Web agent", instructions="Be brief.")
+        async with (
+            WebServer(agent, url=srv.url, api_key="sk-test", port=0) as web,
+            playwright_api.async_playwright() as p,
+        ):
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={wav}",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(web.base_url)
+                await page.click('[data-role="start"]')
+                agent_text = page.locator('[data-role="agent-transcript"]')
+                for _ in range(300):
+                    if "said" in (await agent_text.inner_text()).lower():
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(2.0)  # let the reply play
+                user = await page.locator('[data-role="user-transcript"]').inner_text()
+                said = await agent_text.inner_text()
+                played = int(await page.locator('[data-role="played-samples"]').inner_text())
+                level = float(await page.locator('[data-role="played-level"]').inner_text())
+                # FASTVOICE_SCREENSHOT=docs/web.png refreshes the README's picture.
+                shot = Path(os.environ.get("FASTVOICE_SCREENSHOT") or tmp_path / "page.png")
+                await page.screenshot(path=str(shot))
+                assert shot.stat().st_size > 10_000
+            finally:
+                await browser.close()
+    assert {"weather", "today"} <= set(words(user)), user
+    assert "you said" in said.lower(), said
+    assert played > 48000 * 0.5, played  # at least half a second of reply played in the page
+    assert level > 0.005, level
+
+
+async def test_speaking_over_the_agent_flushes_the_page_and_truncates_at_what_it_played(
+    tmp_path: Path,
+) -> None:
+    from fastvoice.realtime import events as ev
+    from fastvoice.serve import RealtimeServer
+    from fastvoice.web import WebServer
+
+    wav = mic_wav(tmp_path / "mic.wav", barge_in_after=1.4)
+    cuts: list[int] = []
+    async with RealtimeServer(engines="local", stt_pool=1, stream_decoders=1) as srv:
+        agent = realtime.Agent(name="Web agent", instructions="Be brief.")
+        async with (
+            WebServer(agent, url=srv.url, api_key="sk-test", port=0) as web,
+            playwright_api.async_playwright() as p,
+        ):
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={wav}",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(web.base_url)
+                await page.click('[data-role="start"]')
+                for _ in range(100):
+                    if web.calls:
+                        break
+                    await asyncio.sleep(0.05)
+                call = next(iter(web.calls))
+
+                def on_event(event: object) -> None:
+                    if isinstance(event, ev.RealtimeAudioInterruptedEvent):
+                        cuts.append(event.audio_end_ms)
+
+                call.session.subscribe(on_event)
+                status = page.locator('[data-role="status"]')
+                for _ in range(300):
+                    if await status.get_attribute("data-played-at-clear"):
+                        break
+                    await asyncio.sleep(0.05)
+                played_at_clear = int(await status.get_attribute("data-played-at-clear") or -1)
+                await asyncio.sleep(0.3)
+            finally:
+                await browser.close()
+    assert played_at_clear > 0, "the page never flushed its playback"
+    assert cuts, "the session did not truncate the reply"
+    heard_ms = played_at_clear / 48
+    # The truncation is what the page acknowledged (marks every 100 ms, interpolated), not what was sent.
+    assert abs(cuts[0] - heard_ms) <= 120, (cuts[0], heard_ms)
