@@ -79,3 +79,36 @@ async def test_the_socket_needs_the_pages_token_and_its_origin() -> None:
         # A token opens one socket only.
         with pytest.raises(websockets.InvalidStatus):
             await websockets.connect(f"{ws_url}?token={token}", additional_headers={"Origin": origin})
+
+
+def test_fastvoice_web_serves_the_page_offline(tmp_path: object) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    pytest.importorskip("ctranslate2", reason="the offline engines ([local]) are not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastvoice", "web", "--port", str(port), "--for", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+    )
+    try:
+        assert proc.stdout is not None
+        assert "offline" in proc.stdout.readline()
+        assert f"open http://127.0.0.1:{port}/" in proc.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            page = r.read().decode()
+        assert 'data-role="start"' in page and "fastvoice-token" in page
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=20)
+    assert "Traceback" not in err, err
