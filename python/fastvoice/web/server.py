@@ -36,8 +36,9 @@ __all__ = ["BrowserDialect", "WebServer"]
 
 log = logging.getLogger("fastvoice.web")
 
-#: Page tokens live this long unused (a page opened and never connected).
+#: Page tokens live this long unused (a page opened and never connected), and at most this many.
 TOKEN_TTL_S = 3600.0
+MAX_TOKENS = 10_000
 #: Sample rates a page may send (AudioContext rates in practice: 44.1 and 48 kHz, sometimes 16–96).
 RATES = range(8000, 192_001)
 
@@ -174,6 +175,8 @@ class WebServer:
     async def _page(self, request: web.Request) -> web.Response:
         now = time.monotonic()
         self._tokens = {t: at for t, at in self._tokens.items() if now - at < TOKEN_TTL_S}
+        while len(self._tokens) >= MAX_TOKENS:  # page loads that never connect cannot grow this forever
+            self._tokens.pop(next(iter(self._tokens)))
         token = secrets.token_urlsafe(24)
         self._tokens[token] = now
         page = _static("index.html").decode()

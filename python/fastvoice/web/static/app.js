@@ -4,7 +4,7 @@
   const token = document.querySelector('meta[name="fastvoice-token"]').content;
   const button = $("start");
   let ctx = null, ws = null, mic = null, capture = null, playback = null, stream = null;
-  let userFinal = "", agentText = "", agentItem = null;
+  let userFinal = "", userPartial = "", agentText = "", agentItem = null;
 
   function setState(state) {
     const el = $("state");
@@ -13,13 +13,19 @@
   }
 
   function showUser(text, final) {
-    if (final) userFinal += (userFinal ? "\n" : "") + text;
+    // Partials are deltas (only the new words) until the final transcript replaces them.
+    if (final) {
+      userFinal += (userFinal ? "\n" : "") + text;
+      userPartial = "";
+    } else {
+      userPartial += text;
+    }
     const el = $("user-transcript");
     el.textContent = userFinal;
-    if (!final && text) {
+    if (userPartial) {
       const span = document.createElement("span");
       span.className = "partial";
-      span.textContent = (userFinal ? "\n" : "") + text;
+      span.textContent = (userFinal ? "\n" : "") + userPartial;
       el.appendChild(span);
     }
   }
