@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 import wave
 from pathlib import Path
 
@@ -70,12 +71,15 @@ async def test_the_page_hears_the_user_and_plays_the_agents_reply(tmp_path: Path
                 page = await browser.new_page()
                 await page.goto(web.base_url)
                 await page.click('[data-role="start"]')
+                t_click = time.monotonic()
                 agent_text = page.locator('[data-role="agent-transcript"]')
                 for _ in range(300):
                     if "said" in (await agent_text.inner_text()).lower():
                         break
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(2.0)  # let the reply play
+                frames_in = next(iter(web.calls)).caller.stats[0]  # type: ignore[attr-defined]
+                live_s = time.monotonic() - t_click
                 user = await page.locator('[data-role="user-transcript"]').inner_text()
                 said = await agent_text.inner_text()
                 played = int(await page.locator('[data-role="played-samples"]').inner_text())
@@ -90,6 +94,51 @@ async def test_the_page_hears_the_user_and_plays_the_agents_reply(tmp_path: Path
     assert "you said" in said.lower(), said
     assert played > 48000 * 0.5, played  # at least half a second of reply played in the page
     assert level > 0.005, level
+    # The microphone path: one binary message per 20 ms of audio, no more (and it kept flowing).
+    assert 0.7 * (live_s - 1.0) * 50 <= frames_in <= live_s * 50 + 5, (frames_in, live_s)
+
+
+async def test_a_page_of_another_origin_cannot_open_the_agents_socket(tmp_path: Path) -> None:
+    from aiohttp import web as aioweb
+    from fastvoice.testing import FakeRealtimeServer
+    from fastvoice.web import WebServer
+
+    async with FakeRealtimeServer() as fake:
+        agent = realtime.Agent(name="Web agent", instructions="x")
+        async with WebServer(agent, url=fake.url, api_key="sk-test", port=0) as web:
+            other = aioweb.Application()  # another site, on another port: another origin
+
+            async def elsewhere(_request: aioweb.Request) -> aioweb.Response:
+                return aioweb.Response(text="<p>elsewhere</p>", content_type="text/html")
+
+            other.router.add_get("/", elsewhere)
+            runner = aioweb.AppRunner(other)
+            await runner.setup()
+            await aioweb.TCPSite(runner, "127.0.0.1", 0).start()
+            evil = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+            try:
+                async with playwright_api.async_playwright() as p:
+                    browser = await p.chromium.launch(executable_path=CHROMIUM)
+                    try:
+                        page = await browser.new_page()
+                        await page.goto(web.base_url)  # a real page load: a real token
+                        token = await page.get_attribute('meta[name="fastvoice-token"]', "content")
+                        await page.goto(evil)
+                        ws_url = web.base_url.replace("http://", "ws://") + f"ws?token={token}"
+                        outcome = await page.evaluate(
+                            """(url) => new Promise((done) => {
+                                const ws = new WebSocket(url);
+                                ws.onopen = () => done("open");
+                                ws.onerror = () => done("refused");
+                            })""",
+                            ws_url,
+                        )
+                    finally:
+                        await browser.close()
+            finally:
+                await runner.cleanup()
+        assert outcome == "refused"
+        assert fake.connections == []  # no session was opened for it
 
 
 async def test_speaking_over_the_agent_flushes_the_page_and_truncates_at_what_it_played(
