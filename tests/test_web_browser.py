@@ -25,6 +25,19 @@ playwright_api = pytest.importorskip("playwright.async_api", reason="playwright 
 pytest.importorskip("ctranslate2", reason="the [local] extra (ctranslate2) is not installed")
 
 
+async def launch(p: object, mic: Path) -> object:
+    """Debian's chromium with a fake microphone playing ``mic`` and the permission prompts answered."""
+    return await p.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={mic}",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+
+
 def _clip48(name: str) -> np.ndarray:
     wav = audio.wav_decode(data_path(name).read_bytes())
     mono = audio.to_mono(audio.from_pcm16(bytes(wav.pcm16)), wav.channels)
@@ -58,15 +71,7 @@ async def test_the_page_hears_the_user_and_plays_the_agents_reply(tmp_path: Path
             WebServer(agent, url=srv.url, api_key="sk-test", port=0) as web,
             playwright_api.async_playwright() as p,
         ):
-            browser = await p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={wav}",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
+            browser = await launch(p, wav)
             try:
                 page = await browser.new_page()
                 await page.goto(web.base_url)
@@ -156,15 +161,7 @@ async def test_speaking_over_the_agent_flushes_the_page_and_truncates_at_what_it
             WebServer(agent, url=srv.url, api_key="sk-test", port=0) as web,
             playwright_api.async_playwright() as p,
         ):
-            browser = await p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={wav}",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
+            browser = await launch(p, wav)
             try:
                 page = await browser.new_page()
                 await page.goto(web.base_url)

@@ -99,23 +99,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+async def realtime_backend(
+    args: argparse.Namespace, stack: contextlib.AsyncExitStack
+) -> tuple[str | None, str | None, str]:
+    """``(url, api_key, description)`` of where sessions go (``--url``/``--openai``/``--offline``, else
+    OpenAI when a key is found, else an in-process ``fastvoice serve`` entered on ``stack``)."""
+    key = realtime.resolve_api_key()
+    if args.offline or not (args.url or args.openai or key is not None):
+        from fastvoice.serve import RealtimeServer
+        from fastvoice.serve.brain import load_brain
+
+        workflow = load_brain(args.workflow) if args.workflow else None
+        srv = await stack.enter_async_context(RealtimeServer(workflow=workflow, engines=args.engines))
+        return srv.url, "offline", "offline (fastvoice serve in-process)"
+    if args.url:
+        # A local server may not check keys; OpenAI's URL would refuse a placeholder.
+        return args.url, key or "unused", args.url
+    return None, key, "OpenAI"
+
+
 async def run(args: argparse.Namespace) -> int:
     from fastvoice.telephony.server import PhoneServer
 
     agent = load_agent(args.agent) if args.agent else DEFAULT_AGENT
-    key = realtime.resolve_api_key()
-    offline = args.offline or not (args.url or args.openai or key is not None)
-    url, api_key = args.url, key
     async with contextlib.AsyncExitStack() as stack:
-        if offline:
-            from fastvoice.serve import RealtimeServer
-            from fastvoice.serve.brain import load_brain
-
-            workflow = load_brain(args.workflow) if args.workflow else None
-            srv = await stack.enter_async_context(RealtimeServer(workflow=workflow, engines=args.engines))
-            url, api_key = srv.url, "offline"
-        elif args.url and api_key is None:
-            api_key = "unused"  # a local server may not check keys; OpenAI's URL would refuse this
+        url, api_key, where = await realtime_backend(args, stack)
         phone = PhoneServer(
             agent,
             url=url,
@@ -130,7 +138,6 @@ async def run(args: argparse.Namespace) -> int:
             greet=not args.no_greeting,
         )
         await stack.enter_async_context(phone)
-        where = "offline (fastvoice serve in-process)" if offline else ("OpenAI" if url is None else url)
         print(f"fastvoice phone: agent {agent.name!r}, sessions on {where}", flush=True)
         for provider in ("twilio", "telnyx", "plivo"):
             print(f"  {provider}: webhook POST {phone.base_url}/{provider}/voice", flush=True)

@@ -15,7 +15,6 @@ audio" and give no byte order). The `<Stream>` default is L16, so `xml_stream` a
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -27,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallStop, Framing
+from fastvoice.telephony._fields import Fields
 
 __all__ = [
     "ClearedAudio",
@@ -119,33 +119,8 @@ class Stop:
 PlivoMessage = Start | Media | Dtmf | PlayedStream | ClearedAudio | Stop
 
 
-def _obj(data: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, Mapping):
-        raise PlivoProtocolError(f"'{where}{key}' must be an object, got {type(value).__name__}")
-    return value
-
-
-def _str(data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    if value is None and default is not None:
-        return default
-    if not isinstance(value, str):
-        raise PlivoProtocolError(f"'{where}{key}' must be a string, got {type(value).__name__}")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    """Plivo sends most counters as numbers but `media.timestamp` as a string; both are accepted."""
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PlivoProtocolError(f"'{where}{key}' must be an integer, got {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise PlivoProtocolError(f"'{where}{key}' must be an integer, got {value!r}") from None
+_f = Fields(PlivoProtocolError)
+_obj, _str, _int = _f.obj, _f.text, _f.integer
 
 
 def _header_pairs(raw: str) -> dict[str, str]:
@@ -178,20 +153,12 @@ def _start(data: Mapping[str, Any], seq: int | None) -> Start:
 def parse_message(raw: str | bytes) -> PlivoMessage | None:
     """One WebSocket text frame from Plivo; None for an event type this module does not know (ignore
     it). Raises `PlivoProtocolError` naming the field."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PlivoProtocolError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise PlivoProtocolError(f"a message must be a JSON object, got {type(data).__name__}")
+    data = _f.load(raw)
     event = _str(data, "event", "")
     seq = _int(data, "sequenceNumber", "")
     if event == "media":
         media = _obj(data, "media")
-        try:
-            payload = base64.b64decode(_str(media, "payload", "media."), validate=True)
-        except binascii.Error as exc:
-            raise PlivoProtocolError(f"'media.payload' is not base64: {exc}") from None
+        payload = _f.base64(media, "payload", "media.")
         return Media(
             _str(data, "streamId", "", ""),
             payload,

@@ -15,7 +15,6 @@ the provider can reach, e.g. behind a TLS proxy), else the request's own host an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from aiohttp import web
 
 from fastvoice.realtime import Agent, RunConfig
 from fastvoice.telephony import plivo, telnyx, twilio
+from fastvoice.telephony._app import CallServer
 from fastvoice.telephony._dialect import Dialect
 from fastvoice.telephony._socket import UpgradeError, take_over
 from fastvoice.telephony.bridge import Call, MediaStreamCaller, bridge_call
@@ -41,7 +41,7 @@ _DIALECTS: dict[str, Dialect] = {
 }
 
 
-class PhoneServer:
+class PhoneServer(CallServer):
     """Serves phone calls to ``agent``: ``async with PhoneServer(agent, url=...) as srv`` or
     ``start()``/``stop()``; ``srv.app`` is the aiohttp application, to mount elsewhere if wanted.
 
@@ -73,11 +73,11 @@ class PhoneServer:
     ) -> None:
         if public_url is not None and not public_url.startswith(("http://", "https://")):
             raise ValueError(f"public_url must be http(s)://host[:port], got {public_url!r}")
+        super().__init__(host, port)
         self.agent = agent
         self.config = config
         self._api_key = api_key
         self._url = url
-        self._host, self._port = host, port
         self.public_url = public_url.rstrip("/") if public_url else None
         self.trust_forwarded = trust_forwarded
         self._twilio_token = twilio_auth_token
@@ -91,47 +91,13 @@ class PhoneServer:
         self.max_calls = max_calls
         self._streams = 0  # media sockets being set up or bridged
         self._session_options = session_options
-        self.calls: set[Call] = set()
-        self.app = web.Application()
         for name in _DIALECTS:
             self.app.router.add_post(f"/{name}/voice", self._answer)
             self.app.router.add_get(f"/{name}/media", self._media)
-        self._runner: web.AppRunner | None = None
-        self._site_port: int | None = None
 
     def __repr__(self) -> str:
         # The realtime URL may carry a query; the key never appears.
         return f"<fastvoice.telephony.PhoneServer {self.base_url} calls={len(self.calls)}>"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self._host}:{self._site_port or self._port}"
-
-    async def start(self) -> PhoneServer:
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self._site_port = sockets[0].getsockname()[1]
-        self._runner = runner
-        return self
-
-    async def stop(self) -> None:
-        for call in list(self.calls):
-            with contextlib.suppress(Exception):
-                await call.hangup()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> PhoneServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ---- routes
 

@@ -16,7 +16,6 @@ not restate it. `L16_BYTE_ORDER` says so for whoever turns those bytes into samp
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallStop, Framing
+from fastvoice.telephony._fields import Fields
 
 __all__ = [
     "L16_BYTE_ORDER",
@@ -133,49 +133,8 @@ class Error:
 TelnyxMessage = Connected | Start | Media | Mark | Dtmf | Stop | Error
 
 
-def _obj(data: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, Mapping):
-        raise TelnyxProtocolError(f"'{where}{key}' must be an object, got {type(value).__name__}")
-    return value
-
-
-def _opt_obj(data: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TelnyxProtocolError(f"'{where}{key}' must be an object, got {type(value).__name__}")
-    return value
-
-
-def _str(data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    if value is None and default is not None:  # Telnyx sends null for absent values ("from": null)
-        return default
-    if not isinstance(value, str):
-        raise TelnyxProtocolError(f"'{where}{key}' must be a string, got {type(value).__name__}")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    """Telnyx sends counters as strings ("sequence_number": "1"); ints are accepted too."""
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TelnyxProtocolError(f"'{where}{key}' must be an integer, got {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise TelnyxProtocolError(f"'{where}{key}' must be an integer, got {value!r}") from None
-
-
-def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = data.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TelnyxProtocolError(f"'{where}{key}' must be a list of strings, got {value!r}")
-    return tuple(value)
+_f = Fields(TelnyxProtocolError)
+_obj, _opt_obj, _str, _int, _strings = _f.obj, _f.opt_obj, _f.text, _f.integer, _f.strings
 
 
 def _start(data: Mapping[str, Any], seq: int | None) -> Start:
@@ -204,20 +163,12 @@ def _start(data: Mapping[str, Any], seq: int | None) -> Start:
 def parse_message(raw: str | bytes) -> TelnyxMessage | None:
     """One WebSocket text frame from Telnyx; None for an event type this module does not know (ignore
     it). Raises `TelnyxProtocolError` naming the field."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TelnyxProtocolError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise TelnyxProtocolError(f"a message must be a JSON object, got {type(data).__name__}")
+    data = _f.load(raw)
     event = _str(data, "event", "")
     seq = _int(data, "sequence_number", "")
     if event == "media":
         media = _obj(data, "media")
-        try:
-            payload = base64.b64decode(_str(media, "payload", "media."), validate=True)
-        except binascii.Error as exc:
-            raise TelnyxProtocolError(f"'media.payload' is not base64: {exc}") from None
+        payload = _f.base64(media, "payload", "media.")
         return Media(
             _str(data, "stream_id", "", ""),
             payload,

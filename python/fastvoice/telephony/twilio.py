@@ -10,7 +10,6 @@ Anything malformed raises `TwilioProtocolError` naming the field, never a KeyErr
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -20,6 +19,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from fastvoice.telephony._dialect import CallDtmf, CallEvent, CallStart, CallStop, Framing
+from fastvoice.telephony._fields import Fields
 
 __all__ = [
     "Connected",
@@ -108,52 +108,25 @@ class Stop:
 TwilioMessage = Connected | Start | Media | Mark | Dtmf | Stop
 
 
+_f = Fields(TwilioProtocolError, null_is_default=False)
+_str, _int = _f.text, _f.integer
+
+
 def _obj(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, Mapping):
-        raise TwilioProtocolError(f"'{key}' must be an object, got {type(value).__name__}")
-    return value
-
-
-def _str(data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str):
-        raise TwilioProtocolError(f"'{where}{key}' must be a string, got {type(value).__name__}")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    """Twilio sends counters as strings ("sequenceNumber": "2"); ints are accepted too."""
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TwilioProtocolError(f"'{where}{key}' must be an integer, got {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise TwilioProtocolError(f"'{where}{key}' must be an integer, got {value!r}") from None
+    return _f.obj(data, key)
 
 
 def parse_message(raw: str | bytes) -> TwilioMessage | None:
     """One WebSocket text frame from Twilio; None for an event type this protocol version does not
     define (ignore it, as Twilio asks of its clients). Raises `TwilioProtocolError`."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TwilioProtocolError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise TwilioProtocolError(f"a message must be a JSON object, got {type(data).__name__}")
+    data = _f.load(raw)
     event = _str(data, "event", "")
     seq = _int(data, "sequenceNumber", "")
     if event == "connected":
         return Connected(_str(data, "protocol", "", "Call"), _str(data, "version", "", ""))
     if event == "media":
         media = _obj(data, "media")
-        try:
-            payload = base64.b64decode(_str(media, "payload", "media."), validate=True)
-        except binascii.Error as exc:
-            raise TwilioProtocolError(f"'media.payload' is not base64: {exc}") from None
+        payload = _f.base64(media, "payload", "media.")
         return Media(
             _str(data, "streamSid", ""),
             payload,

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Sequence
 
 from fastvoice import realtime
-from fastvoice.telephony.cli import load_agent
+from fastvoice.telephony.cli import load_agent, realtime_backend
 
 DEFAULT_AGENT = realtime.Agent(
     name="Assistant", instructions="You are a helpful voice assistant. Keep answers short."
@@ -53,19 +53,8 @@ async def run(args: argparse.Namespace) -> int:
     from fastvoice.web import WebServer
 
     agent = load_agent(args.agent) if args.agent else DEFAULT_AGENT
-    key = realtime.resolve_api_key()
-    offline = args.offline or not (args.url or args.openai or key is not None)
-    url, api_key = args.url, key
     async with contextlib.AsyncExitStack() as stack:
-        if offline:
-            from fastvoice.serve import RealtimeServer
-            from fastvoice.serve.brain import load_brain
-
-            workflow = load_brain(args.workflow) if args.workflow else None
-            srv = await stack.enter_async_context(RealtimeServer(workflow=workflow, engines=args.engines))
-            url, api_key = srv.url, "offline"
-        elif args.url and api_key is None:
-            api_key = "unused"
+        url, api_key, where = await realtime_backend(args, stack)
         web = WebServer(
             agent,
             url=url,
@@ -75,7 +64,6 @@ async def run(args: argparse.Namespace) -> int:
             allowed_origins=tuple(args.allow_origin),
         )
         await stack.enter_async_context(web)
-        where = "offline (fastvoice serve in-process)" if offline else ("OpenAI" if url is None else url)
         print(f"fastvoice web: agent {agent.name!r}, sessions on {where}", flush=True)
         print(f"  open {web.base_url}", flush=True)
         stop = asyncio.Event()

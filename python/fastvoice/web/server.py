@@ -28,6 +28,7 @@ from aiohttp import web
 from fastvoice.realtime import Agent, RunConfig
 from fastvoice.realtime import events as ev
 from fastvoice.telephony import CallDtmf, CallStart, CallStop, Framing, MediaStreamCaller, bridge_call
+from fastvoice.telephony._app import CallServer
 from fastvoice.telephony._dialect import CallEvent
 from fastvoice.telephony._socket import UpgradeError, take_over
 from fastvoice.telephony.bridge import Call
@@ -105,7 +106,7 @@ def _page_event(event: Any) -> dict[str, Any] | None:
     return None
 
 
-class WebServer:
+class WebServer(CallServer):
     """The page and its WebSocket for ``agent``: ``async with WebServer(agent, url=...) as srv`` (the page
     is at ``srv.base_url``), or ``start()``/``stop()``; ``srv.app`` is the aiohttp application."""
 
@@ -123,52 +124,27 @@ class WebServer:
         max_sessions: int = 50,
         session_options: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.agent = agent
         self.config = config
         self._api_key = api_key
         self._url = url
-        self._host, self._port = host, port
         self.title = title or agent.name
         self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
         self.max_sessions = max_sessions
         self._session_options = session_options
         self._tokens: dict[str, float] = {}
-        self.calls: set[Call] = set()
-        self.app = web.Application()
         self.app.router.add_get("/", self._page)
         self.app.router.add_get("/static/{name}", self._asset)
         self.app.router.add_get("/ws", self._socket)
-        self._runner: web.AppRunner | None = None
-        self._bound: int | None = None
 
     def __repr__(self) -> str:
         return f"<fastvoice.web.WebServer {self.base_url} sessions={len(self.calls)}>"
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self._bound or self._port}/"
-
-    async def start(self) -> WebServer:
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, self._host, self._port).start()
-        self._bound = runner.addresses[0][1]
-        self._runner = runner
-        return self
-
-    async def stop(self) -> None:
-        for call in list(self.calls):
-            with contextlib.suppress(Exception):
-                await call.hangup()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> WebServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        """The page's address."""
+        return super().base_url + "/"
 
     # ---- routes
 
