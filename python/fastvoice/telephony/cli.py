@@ -118,6 +118,17 @@ async def realtime_backend(
     return None, key, "OpenAI"
 
 
+async def run_until_stopped(seconds: float | None) -> None:
+    """Until SIGINT/SIGTERM, or ``seconds`` (``--for``)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 async def run(args: argparse.Namespace) -> int:
     from fastvoice.telephony.server import PhoneServer
 
@@ -146,13 +157,7 @@ async def run(args: argparse.Namespace) -> int:
                 "  (only this machine can reach it: use --public-url behind a TLS proxy or tunnel)",
                 flush=True,
             )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), args.seconds)
+        await run_until_stopped(args.seconds)
     return 0
 
 

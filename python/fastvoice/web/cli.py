@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 from collections.abc import Sequence
 
 from fastvoice import realtime
-from fastvoice.telephony.cli import load_agent, realtime_backend
+from fastvoice.telephony.cli import load_agent, realtime_backend, run_until_stopped
 
 DEFAULT_AGENT = realtime.Agent(
     name="Assistant", instructions="You are a helpful voice assistant. Keep answers short."
@@ -66,13 +65,7 @@ async def run(args: argparse.Namespace) -> int:
         await stack.enter_async_context(web)
         print(f"fastvoice web: agent {agent.name!r}, sessions on {where}", flush=True)
         print(f"  open {web.base_url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), args.seconds)
+        await run_until_stopped(args.seconds)
     return 0
 
 
