@@ -16,27 +16,16 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::bridge::Limits;
 use super::caller::{CallerMedia, CallerSettings, CallerShared, Framing, RingSide};
 use super::connect::ConnectFailure;
-use super::connection::{
-    read_buffer_size, spawn_pending, LoopWaker, NativeConnection, PendingConnect,
-};
-use super::driver::{with_driver, Timing};
+use super::connection::{spawn_pending, LoopWaker, NativeConnection, PendingConnect};
+use super::driver::with_driver;
 use super::media::Codec;
+use super::settings::settings;
 use crate::ring::RingBuffer;
-
-fn seconds(name: &str, v: f64) -> PyResult<Duration> {
-    match Duration::try_from_secs_f64(v) {
-        Ok(d) if v > 0.0 && v <= 1e9 => Ok(d),
-        _ => Err(PyValueError::new_err(format!(
-            "{name} must be a number of seconds in (0, 1e9], got {v}"
-        ))),
-    }
-}
 
 /// Take over an upgraded socket: `fd` (owned from now on, closed by us) gets
 /// `response` (the 101 head) written, then speaks WebSocket as the server.
@@ -63,27 +52,14 @@ pub fn transport_accept(
     // SAFETY: the caller passes a descriptor it owns and will not use again
     // (a dup of the accepted socket); from here it is closed exactly once.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    if max_message_size == 0 || max_queue == 0 || max_queue_bytes == 0 {
-        return Err(PyValueError::new_err(
-            "max_message_size, max_queue and max_queue_bytes must be positive",
-        ));
-    }
-    let timing = Timing {
-        ping_interval: ping_interval
-            .map(|v| seconds("ping_interval", v))
-            .transpose()?,
-        ping_timeout: seconds("ping_timeout", ping_timeout)?,
-        close_timeout: seconds("close_timeout", close_timeout)?,
-    };
-    let limits = Limits {
+    let (timing, limits, config) = settings(
+        ping_interval,
+        ping_timeout,
+        close_timeout,
+        max_message_size,
         max_queue,
         max_queue_bytes,
-        max_message_size,
-    };
-    let config = WebSocketConfig::default()
-        .read_buffer_size(read_buffer_size())
-        .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size));
+    )?;
     let std_stream = std::net::TcpStream::from(owned);
     std_stream
         .set_nonblocking(true)

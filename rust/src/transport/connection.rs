@@ -13,7 +13,6 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::audio;
@@ -23,6 +22,7 @@ use super::driver::{with_driver, write_now, Driver, DriverCell, DriverTask, Timi
 use super::errors::{closed_error, connect_error, end_error, too_big};
 use super::media::{Codec, InputPump, ItemState, OutputSink, PumpSettings, Retained};
 use super::runtime;
+use super::settings::{seconds, settings};
 use crate::buffer::{new_bytes_with, AudioBuffer, DETACH_THRESHOLD_BYTES};
 use crate::ring::RingBuffer;
 use crate::sync::lock;
@@ -164,43 +164,23 @@ pub fn transport_connect(
     allow_insecure_ws: bool,
     decode_audio: bool,
 ) -> PyResult<PendingConnect> {
-    // Bounded so deadline arithmetic (`Instant + Duration`) cannot overflow.
-    let secs = |name: &str, v: f64| match Duration::try_from_secs_f64(v) {
-        Ok(d) if v > 0.0 && v <= 1e9 => Ok(d),
-        _ => Err(PyValueError::new_err(format!(
-            "{name} must be a number of seconds in (0, 1e9], got {v}"
-        ))),
-    };
-    if max_message_size == 0 || max_queue == 0 || max_queue_bytes == 0 {
-        return Err(PyValueError::new_err(
-            "max_message_size, max_queue and max_queue_bytes must be positive",
-        ));
-    }
-    let timing = Timing {
-        ping_interval: ping_interval
-            .map(|v| secs("ping_interval", v))
-            .transpose()?,
-        ping_timeout: secs("ping_timeout", ping_timeout)?,
-        close_timeout: secs("close_timeout", close_timeout)?,
-    };
-    let config = WebSocketConfig::default()
-        .read_buffer_size(read_buffer_size())
-        .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size));
+    let (timing, limits, config) = settings(
+        ping_interval,
+        ping_timeout,
+        close_timeout,
+        max_message_size,
+        max_queue,
+        max_queue_bytes,
+    )?;
     let prepared = connect::prepare(ConnectArgs {
         url,
         headers,
-        open_timeout: secs("open_timeout", open_timeout)?,
+        open_timeout: seconds("open_timeout", open_timeout)?,
         ca_file,
         allow_insecure_ws,
         config,
     })
     .map_err(PyValueError::new_err)?;
-    let limits = Limits {
-        max_queue,
-        max_queue_bytes,
-        max_message_size,
-    };
     spawn_pending(limits, timing, decode_audio, waker, async move {
         connect::open(prepared).await
     })
@@ -257,19 +237,6 @@ pub(super) fn spawn_pending(
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the transport runtime: {e}")))?;
     let abort = handle.spawn(task).abort_handle();
     Ok(PendingConnect { id, state, abort })
-}
-
-/// Bytes tungstenite reads per call. It zero-fills this much of its buffer
-/// before every read (including the ones that find the socket empty), so a big
-/// value costs a large memset per wake-up; 16 KiB still takes a 6.4 KB frame,
-/// or several 20 ms audio deltas, in one read. `FASTVOICE_TRANSPORT_READ_BUF`
-/// overrides it (for measurements).
-pub(super) fn read_buffer_size() -> usize {
-    std::env::var("FASTVOICE_TRANSPORT_READ_BUF")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| (1024..=1 << 24).contains(&n))
-        .unwrap_or(16 * 1024)
 }
 
 /// An open connection's native half.

@@ -8,6 +8,7 @@
 //! - [`connection`]: the `#[pyclass]` objects the Python side
 //!   (`fastvoice/transport/`) drives;
 //! - [`runtime`]: the single lazily started tokio runtime;
+//! - [`settings`]: checked timing, queue and frame limits;
 //! - [`errors`]: raising the Python exception classes;
 //! - [`secrets`]: masking credentials in anything a peer echoes back;
 //! - [`audio`]: the adapter to [`crate::wire`] for `send_audio`/`decode_audio`;
@@ -29,6 +30,7 @@ pub mod errors;
 pub mod media;
 pub mod runtime;
 pub mod secrets;
+pub mod settings;
 pub mod tls;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
