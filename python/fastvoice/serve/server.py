@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from fastvoice.serve.access import Access, http_error, is_loopback_host
+from fastvoice.serve.api import MAX_BODY_BYTES, ApiContext, add_routes, errors_middleware
 from fastvoice.serve.brain import BrainSource, brain_factory
 from fastvoice.serve.engines import Engines, make_engines
 from fastvoice.serve.session import Session, SessionOptions
@@ -109,6 +111,7 @@ class RealtimeServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._handling: set[object] = set()  # connections whose request is in a handler (a session, say)
+        self._served: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that completed an API request
         self._admitted = 0  # upgrades admitted and not yet finished (sessions plus those mid-handshake)
         self._cap_warned = False
 
@@ -122,9 +125,10 @@ class RealtimeServer:
         self._engines = make_engines(self._engine_kind, self._stt_pool, self._stream_decoders)
         if self._warm:
             await self._engines.warm()
-        app = web.Application()
-        app.router.add_get("/v1/realtime", self._handle)
-        app.router.add_get("/", self._handle)
+        app = web.Application(middlewares=[self._track, errors_middleware], client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/v1/realtime", self._serve)
+        app.router.add_get("/", self._serve)
+        add_routes(app, ApiContext(self._engines, self._new_brain, self._access))
         # keepalive_timeout closes a connection left idle after a plain HTTP request; the handshake deadline
         # (below) covers connections that never complete one, which aiohttp before 3.14 never closes.
         self._runner = web.AppRunner(
@@ -151,8 +155,8 @@ class RealtimeServer:
         return handler
 
     def _handshake_expired(self, handler: Any) -> None:
-        if handler in self._handling:
-            return  # its request is being served (a session runs): no longer a handshake
+        if handler in self._handling or handler in self._served:
+            return  # a request is being served (a session runs) or was: keep-alive idling is aiohttp's job
         transport = handler.transport
         if transport is not None and not transport.is_closing():
             logger.debug("closing a connection that did not upgrade within %gs", self.handshake_timeout)
@@ -188,13 +192,18 @@ class RealtimeServer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"ws://{host}:{self._port}/v1/realtime"
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        handler = request.protocol
-        self._handling.add(handler)
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Mark the connection as serving a request, so the handshake deadline leaves it alone."""
+        protocol = request.protocol
+        self._handling.add(protocol)
         try:
-            return await self._serve(request)
+            response: web.StreamResponse = await handler(request)
+            if request.path != "/" and not request.path.startswith("/v1/realtime"):
+                self._served.add(protocol)  # an HTTP API client: its keep-alive is aiohttp's business
+            return response
         finally:
-            self._handling.discard(handler)
+            self._handling.discard(protocol)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
