@@ -205,6 +205,12 @@ class RealtimeServer:
         finally:
             self._handling.discard(protocol)
 
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1``: the ``base_url`` for the ``openai`` client and fastvoice's OpenAI providers."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}/v1"
+
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return http_error(426, "connect with a WebSocket", type="invalid_request_error", code=None)
