@@ -191,3 +191,71 @@ async def test_speaking_over_the_agent_flushes_the_page_and_truncates_at_what_it
     heard_ms = played_at_clear / 48
     # The truncation is what the page acknowledged (marks every 100 ms, interpolated), not what was sent.
     assert abs(cuts[0] - heard_ms) <= 120, (cuts[0], heard_ms)
+
+
+async def test_the_page_shows_partial_words_tool_calls_and_handoffs_as_they_happen(tmp_path: Path) -> None:
+    from fastvoice.testing import FakeRealtimeServer
+    from fastvoice.web import WebServer
+
+    @realtime.function_tool
+    def order_status(order: str) -> str:
+        """Where an order is."""
+        return f"order {order} has shipped"
+
+    billing = realtime.Agent(name="Billing", instructions="Handle invoices.")
+    shop = realtime.Agent(name="Shop", instructions="Help.", tools=[order_status], handoffs=[billing])
+    silence = tmp_path / "silence.wav"
+    with wave.open(str(silence), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(bytes(48000 * 4))
+    async with (
+        FakeRealtimeServer() as fake,
+        WebServer(shop, url=fake.url, api_key="sk-test", port=0) as web,
+        playwright_api.async_playwright() as p,
+    ):
+        browser = await launch(p, silence)
+        try:
+            page = await browser.new_page()
+            await page.goto(web.base_url)
+            await page.click('[data-role="start"]')
+            await fake.wait_for("session.update")
+            user = page.locator('[data-role="user-transcript"]')
+            partial = page.locator('[data-role="user-transcript"] .partial')
+
+            async def shown(locator: object, text: str) -> str:
+                for _ in range(100):
+                    now = await locator.inner_text()  # type: ignore[attr-defined]
+                    if text in now:
+                        return str(now)
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"{text!r} never appeared; the page shows {now!r}")
+
+            base = {"item_id": "item_user1", "content_index": 0}
+            for delta in ("Where is", " my order"):
+                await fake.send(
+                    {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": delta}
+                )
+            # The partial words show as they are recognised, marked as partial.
+            assert await shown(partial, "Where is my order") == "Where is my order"
+            await fake.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    **base,
+                    "transcript": "Where is my order 42?",
+                    "usage": {"type": "duration", "seconds": 1.5},
+                }
+            )
+            assert await shown(user, "Where is my order 42?") == "Where is my order 42?"
+            assert await partial.count() == 0  # the final transcript replaced the partial one
+            log = page.locator('[data-role="log"]')
+            await fake.call_tool("order_status", {"order": "42"})
+            lines = (await shown(log, "-> order 42 has shipped")).splitlines()
+            assert lines == ['tool order_status({"order": "42"})', "order_status -> order 42 has shipped"], (
+                lines
+            )
+            await fake.call_tool("transfer_to_billing", {})
+            assert "handoff Shop -> Billing" in (await shown(log, "handoff")).splitlines()
+        finally:
+            await browser.close()

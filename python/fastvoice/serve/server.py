@@ -207,7 +207,7 @@ class RealtimeServer:
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT/v1``: the ``base_url`` for the ``openai`` client and fastvoice's OpenAI providers."""
+        """``http://HOST:PORT/v1``: the ``base_url`` for the ``openai`` client and fastvoice's providers."""
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}/v1"
 

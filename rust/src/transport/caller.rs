@@ -23,13 +23,12 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::Context;
 use std::time::Duration;
 
 use base64_simd::STANDARD;
-use memchr::memmem;
 use pyo3::prelude::*;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
@@ -37,12 +36,9 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use super::bridge::Shared;
 use super::clock::{next_tick, PumpClock};
 use super::media::Codec;
-use crate::g711::{alaw_encode_into, ulaw_encode_into, ALAW_DECODE, ULAW_DECODE};
 use crate::pcm::f32_to_i16;
-use crate::resample::plan::Quality;
-use crate::resample::stream::{Input, StreamResampler};
+use crate::resample::stream::StreamResampler;
 use crate::ring::RingBuffer;
-use crate::sync::lock;
 use crate::wire;
 
 /// Mark names this stream sends start with this (then generation and number).
@@ -90,182 +86,6 @@ pub struct CallerSettings {
     pub mark_every: u32,
 }
 
-#[derive(Default)]
-struct Heard {
-    generation: u64,
-    /// Marks sent and not acknowledged: (number, ring position after them).
-    pending: VecDeque<(u64, u64)>,
-    /// Position of the last acknowledged mark, and when it was acknowledged.
-    acked: u64,
-    acked_at: Option<Instant>,
-}
-
-/// What Python reads and asks of a caller stream (`fastvoice._fastvoice.CallerStream`).
-pub struct CallerShared {
-    heard: Mutex<Heard>,
-    clear: AtomicBool,
-    play_rate: u32,
-    pub frames_in: AtomicU64,
-    pub frames_out: AtomicU64,
-    pub marks_acked: AtomicU64,
-    pub underruns: AtomicU64,
-    /// Inbound media frames whose payload could not be decoded (left to Python).
-    pub bad_frames: AtomicU64,
-    /// The latest any tick was served after it was due, in microseconds.
-    pub max_late_us: AtomicU64,
-}
-
-impl CallerShared {
-    /// The caller's position in the playback ring's `consumed` numbering: the
-    /// last acknowledged mark, plus the time since at real time, never past the
-    /// next mark not yet acknowledged.
-    pub fn heard(&self) -> u64 {
-        let h = lock(&self.heard);
-        let Some(at) = h.acked_at else {
-            return h.acked;
-        };
-        let cap = h.pending.front().map_or(h.acked, |&(_, pos)| pos);
-        let since = Instant::now().saturating_duration_since(at).as_secs_f64();
-        let more = (since * f64::from(self.play_rate)) as u64;
-        (h.acked + more).min(cap.max(h.acked))
-    }
-
-    /// Ask the task to drop what it holds, send the provider's clear and forget
-    /// pending marks (their late acknowledgements are ignored).
-    pub fn request_clear(&self) {
-        self.clear.store(true, Ordering::Release);
-    }
-
-    fn ack(&self, name: &[u8]) {
-        // Names are "fv<generation>.<number>".
-        let Some(rest) = name.strip_prefix(MARK_TAG) else {
-            return;
-        };
-        let mut parts = rest.splitn(2, |&b| b == b'.');
-        let (Some(g), Some(n)) = (parts.next().and_then(num), parts.next().and_then(num)) else {
-            return;
-        };
-        let mut h = lock(&self.heard);
-        if g != h.generation {
-            return; // cleared since: played or not, that audio is gone
-        }
-        while let Some(&(seq, pos)) = h.pending.front() {
-            if seq > n {
-                break;
-            }
-            h.pending.pop_front();
-            h.acked = pos;
-            h.acked_at = Some(Instant::now());
-        }
-        self.marks_acked.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn num(b: &[u8]) -> Option<u64> {
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
-/// The string value of the first member named `key` in a JSON frame, if it
-/// is a plain string (no escapes; anything else is left to Python). Allocates
-/// nothing: it runs on every inbound frame.
-fn string_member<'a>(frame: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let skip = |mut i: usize| {
-        while frame.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
-            i += 1;
-        }
-        i
-    };
-    let mut from = 0;
-    loop {
-        let at = from + memmem::find(frame.get(from..)?, key)?;
-        from = at + key.len();
-        // A member name: quoted, then a colon (a string value equal to the key is not).
-        if at == 0 || frame[at - 1] != b'"' || frame.get(from) != Some(&b'"') {
-            continue;
-        }
-        let i = skip(from + 1);
-        if frame.get(i) != Some(&b':') {
-            continue;
-        }
-        let i = skip(i + 1);
-        if frame.get(i) != Some(&b'"') {
-            return None; // not a string
-        }
-        let start = i + 1;
-        let len = memchr::memchr2(b'"', b'\\', frame.get(start..)?)?;
-        let end = start + len;
-        return (frame.get(end) == Some(&b'"')).then(|| &frame[start..end]);
-    }
-}
-
-fn bytes_per_sample(codec: Codec) -> usize {
-    if codec == Codec::Pcm16 {
-        2
-    } else {
-        1
-    }
-}
-
-/// A stateful resampler when the rates differ (an error, not silence or a
-/// wrong pitch, when they cannot be converted).
-fn resampler(from: u32, to: u32) -> Result<Option<StreamResampler>, String> {
-    if from == to {
-        return Ok(None);
-    }
-    StreamResampler::new(i64::from(from), i64::from(to), 1, Quality::LowLatency)
-        .map(Some)
-        .map_err(|e| format!("cannot resample {from} Hz to {to} Hz: {e}"))
-}
-
-/// Decoded caller audio to samples at the caller's rate.
-fn decode(codec: Codec, big_endian: bool, bytes: &[u8], out: &mut Vec<i16>) {
-    out.clear();
-    match codec {
-        Codec::Ulaw => out.extend(bytes.iter().map(|&b| ULAW_DECODE[usize::from(b)])),
-        Codec::Alaw => out.extend(bytes.iter().map(|&b| ALAW_DECODE[usize::from(b)])),
-        Codec::Pcm16 if big_endian => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| i16::from_be_bytes([c[0], c[1]])),
-        ),
-        Codec::Pcm16 => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]])),
-        ),
-    }
-}
-
-fn encode(
-    codec: Codec,
-    big_endian: bool,
-    pcm: &[i16],
-    codes: &mut Vec<u8>,
-    out: &mut VecDeque<u8>,
-) {
-    match codec {
-        Codec::Pcm16 if big_endian => out.extend(pcm.iter().flat_map(|s| s.to_be_bytes())),
-        Codec::Pcm16 => out.extend(pcm.iter().flat_map(|s| s.to_le_bytes())),
-        Codec::Ulaw | Codec::Alaw => {
-            codes.resize(pcm.len(), 0);
-            if codec == Codec::Ulaw {
-                ulaw_encode_into(pcm, codes);
-            } else {
-                alaw_encode_into(pcm, codes);
-            }
-            out.extend(codes.iter().copied());
-        }
-    }
-}
-
-/// Resample `pcm`, appending the result (as PCM16) to `out`.
-fn resample(rs: &mut StreamResampler, pcm: &[i16], tmp: &mut Vec<f32>, out: &mut Vec<i16>) {
-    tmp.clear();
-    if rs.process(Input::I16(pcm), tmp).is_ok() {
-        out.extend(tmp.iter().map(|&x| f32_to_i16(x)));
-    }
-}
-
 pub struct CallerMedia {
     cfg: CallerSettings,
     shared: Arc<CallerShared>,
@@ -302,20 +122,7 @@ pub struct CallerMedia {
 impl CallerMedia {
     pub fn new(cfg: CallerSettings) -> Result<(Self, Arc<CallerShared>), String> {
         let start = cfg.play.ring.get().consumed_samples();
-        let shared = Arc::new(CallerShared {
-            heard: Mutex::new(Heard {
-                acked: start,
-                ..Heard::default()
-            }),
-            clear: AtomicBool::new(false),
-            play_rate: cfg.play.rate,
-            frames_in: AtomicU64::new(0),
-            frames_out: AtomicU64::new(0),
-            marks_acked: AtomicU64::new(0),
-            underruns: AtomicU64::new(0),
-            bad_frames: AtomicU64::new(0),
-            max_late_us: AtomicU64::new(0),
-        });
+        let shared = Arc::new(CallerShared::new(cfg.play.rate, start));
         let per_frame = |rate: u32| (u128::from(rate) * cfg.frame.as_micros() / 1_000_000) as usize;
         let frame_bytes = per_frame(cfg.rate).max(1) * bytes_per_sample(cfg.codec);
         let pull_samples = per_frame(cfg.play.rate).max(1);
@@ -539,11 +346,7 @@ impl CallerMedia {
         self.since_mark = 0;
         self.mark_seq += 1;
         let pos = self.position();
-        let generation = {
-            let mut h = lock(&self.shared.heard);
-            h.pending.push_back((self.mark_seq, pos));
-            h.generation
-        };
+        let generation = self.shared.mark_sent(self.mark_seq, pos);
         let f = &self.cfg.framing;
         let mut frame = Vec::with_capacity(f.mark_prefix.len() + 24 + f.mark_suffix.len());
         frame.extend_from_slice(&f.mark_prefix);
@@ -567,13 +370,7 @@ impl CallerMedia {
         let pos = self.cfg.play.ring.get().consumed_samples();
         self.seg_start = pos;
         self.seg_sent = 0;
-        {
-            let mut h = lock(&self.shared.heard);
-            h.generation += 1;
-            h.pending.clear();
-            h.acked = pos;
-            h.acked_at = None;
-        }
+        self.shared.cleared_at(pos);
         let clear = self.cfg.framing.clear.clone();
         let len = clear.len();
         let _ = outbox.offer_own(Message::Text(Utf8Bytes::from(clear)), len, true);
@@ -581,7 +378,7 @@ impl CallerMedia {
 
     /// Send what is due, then wait for the next tick.
     pub fn poll(&mut self, cx: &mut Context<'_>, outbox: &Shared) {
-        if self.shared.clear.swap(false, Ordering::AcqRel) {
+        if self.shared.take_clear() {
             self.clear(outbox);
         }
         let now = Instant::now();
@@ -654,10 +451,9 @@ impl CallerMedia {
         }
     }
 
-    /// A reply (or its resumption after an underrun) starts playing now: the
-    /// time since an earlier acknowledgement says nothing about it.
+    /// A reply (or its resumption after an underrun) starts playing now.
     fn start_burst(&mut self, now: Instant) -> (Instant, Duration) {
-        lock(&self.shared.heard).acked_at = None;
+        self.shared.restart_clock();
         self.burst = Some((now, Duration::ZERO));
         (now, Duration::ZERO)
     }
@@ -680,5 +476,8 @@ impl CallerMedia {
     }
 }
 
-#[cfg(test)]
-mod tests;
+mod codec;
+mod heard;
+
+use codec::{bytes_per_sample, decode, encode, resample, resampler, string_member};
+pub use heard::CallerShared;

@@ -59,7 +59,7 @@
       case "transcript":
         if (msg.role === "user") showUser(msg.text, msg.final); else showAgent(msg);
         break;
-      case "tool": log(`tool ${msg.name}(${msg.args || ""})${msg.output !== undefined ? " -> " + msg.output : ""}`); break;
+      case "tool": log(msg.output !== undefined ? `${msg.name} -> ${msg.output}` : `tool ${msg.name}(${msg.args || ""})`); break;
       case "handoff": log(`handoff ${msg.from} -> ${msg.to}`); break;
       case "error": log(`error: ${msg.message}`); break;
       case "ended": stop(msg.reason || "ended"); break;
@@ -92,12 +92,17 @@
       else playback.port.postMessage({ audio: e.data }, [e.data]);
     };
     ws.onclose = () => stop("disconnected");
+    // A benchmark or test that sets `window.fastvoiceTrace = []` before starting gets the page's timeline:
+    // every mic frame sent (AudioContext time, level) and every reply that starts playing.
+    const trace = window.fastvoiceTrace;
     capture.port.onmessage = (e) => {
+      if (trace) trace.push({ mic: e.data.t, level: e.data.level });
       $("level").style.width = `${Math.min(100, e.data.level * 400)}%`;
       if (ws && ws.readyState === WebSocket.OPEN) ws.send(e.data.pcm);
     };
     playback.port.onmessage = (e) => {
       const m = e.data;
+      if (trace && m.started !== undefined) trace.push({ play: m.started, played: m.played });
       if (m.mark && ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ event: "played", name: m.mark }));
       if (m.stats) $("played-level").textContent = m.level.toFixed(3);
       if (m.played !== undefined) $("played-samples").textContent = String(m.played);

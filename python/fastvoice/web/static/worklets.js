@@ -19,7 +19,9 @@ class FastvoiceCapture extends AudioWorkletProcessor {
       this.energy += x * x;
       if (this.n === this.frame) {
         const level = Math.sqrt(this.energy / this.frame);
-        this.port.postMessage({ pcm: this.buf.buffer, level }, [this.buf.buffer]);
+        // t: the AudioContext time at the end of this frame (for the page's latency trace).
+        const t = currentTime + (i + 1) / sampleRate;
+        this.port.postMessage({ pcm: this.buf.buffer, level, t }, [this.buf.buffer]);
         this.buf = new Int16Array(this.frame);
         this.n = 0;
         this.energy = 0;
@@ -39,6 +41,7 @@ class FastvoicePlayback extends AudioWorkletProcessor {
     this.played = 0; // samples ever played
     this.marks = []; // {at, name}: acknowledged once `played` reaches `at`
     this.primed = false;
+    this.playing = false;
     this.prebuffer = Math.round(sampleRate * 0.04); // 40 ms before starting, after silence
     this.energy = 0;
     this.counted = 0;
@@ -59,7 +62,7 @@ class FastvoicePlayback extends AudioWorkletProcessor {
       this.head = 0;
       this.buffered = 0;
       this.marks = [];
-      this.primed = false;
+      this.primed = this.playing = false;
       this.port.postMessage({ cleared: true, played: this.played });
     }
   }
@@ -70,6 +73,10 @@ class FastvoicePlayback extends AudioWorkletProcessor {
       this.primed = this.buffered >= this.prebuffer || this.marks.length > 0;
     }
     let i = 0;
+    if (this.primed && !this.playing) {
+      this.playing = true; // a reply starts being heard now
+      this.port.postMessage({ started: currentTime, played: this.played });
+    }
     if (this.primed) {
       while (i < out.length && this.queue.length) {
         const chunk = this.queue[0];
@@ -89,7 +96,7 @@ class FastvoicePlayback extends AudioWorkletProcessor {
           this.head = 0;
         }
       }
-      if (!this.queue.length) this.primed = false;
+      if (!this.queue.length) this.primed = this.playing = false;
     }
     for (; i < out.length; i++) out[i] = 0;
     while (this.marks.length && this.marks[0].at <= this.played) {
