@@ -112,3 +112,23 @@ def test_fastvoice_web_serves_the_page_offline(tmp_path: object) -> None:
         proc.terminate()
         _out, err = proc.communicate(timeout=20)
     assert "Traceback" not in err, err
+
+
+async def test_behind_a_tls_proxy_the_public_origin_is_the_pages_own() -> None:
+    """What the guide's nginx block forwards: the public Host, and the page's https:// Origin for it."""
+    agent = realtime.Agent(name="Web", instructions="x")
+    async with FakeRealtimeServer() as fake, WebServer(agent, url=fake.url, api_key="sk-test", port=0) as web:
+        ws_url = web.base_url.replace("http://", "ws://") + "ws"
+        public = {"Host": "agent.example.com"}
+        async with aiohttp.ClientSession() as http:
+            r = await http.get(web.base_url, headers=public)
+            found = re.search(r'name="fastvoice-token" content="([^"]+)"', await r.text())
+            assert found
+            url = f"{ws_url}?token={found.group(1)}"
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(url, headers={**public, "Origin": "https://other.example.com"})
+            assert refused.value.status == 403
+            assert fake.connections == []
+            async with http.ws_connect(url, headers={**public, "Origin": "https://agent.example.com"}) as ws:
+                await ws.send_str(json.dumps({"event": "start", "sample_rate": 48000}))
+                await fake.wait_for("session.update")
