@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from fastvoice.serve.brain import Brain, BrainReply, FunctionCall, TurnContext, WorkflowBrain, load_brain
 from fastvoice.serve.server import RealtimeServer
+from fastvoice.serve.workers import default_workers, supervise
 
 KEY_ENV = "FASTVOICE_SERVE_API_KEY"
 
@@ -108,6 +109,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close a TCP connection that has not completed its WebSocket upgrade by then (default 10)",
     )
+    scale = p.add_argument_group(
+        "workers",
+        "--workers N runs N server processes on the port (SO_REUSEPORT: the kernel spreads new connections "
+        "over them), each with its own speech models (~0.3-0.6 GB each with the local engines); a session or "
+        "request stays in the worker that accepted its connection, so nothing is shared and limits are per "
+        "worker. Behind a load balancer: point it at each machine's port (no stickiness needed beyond the "
+        "connection; WebSocket upgrades must pass through), health-check GET /v1/models (200 when up), and "
+        "keep idle timeouts above the sessions' (--idle-timeout).",
+    )
+    scale.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"server processes (default: one per core, {default_workers()} here)",
+    )
+    scale.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="listen with SO_REUSEPORT, to share the port with other processes you run yourself",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every session")
     return p
 
@@ -132,14 +154,22 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             max_sessions=args.max_sessions,
             idle_timeout=args.idle_timeout or None,
             handshake_timeout=args.handshake_timeout,
+            reuse_port=args.reuse_port,
         )
+        workers = default_workers() if args.workers is None else args.workers
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
     except (ValueError, TypeError) as exc:
         print(f"fastvoice serve: {exc}", file=sys.stderr)
         return 2
+    if workers > 1:
+        return supervise(list(sys.argv[1:] if argv is None else argv), workers, args.host, args.port)
 
     async def main() -> None:
         await server.start()
-        print(f"fastvoice serve: listening on {server.url} (Ctrl-C to stop)", flush=True)
+        print(
+            f"fastvoice serve: listening on {server.url} and {server.base_url} (Ctrl-C to stop)", flush=True
+        )
         try:
             await asyncio.Event().wait()
         finally:

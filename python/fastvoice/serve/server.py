@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,6 +53,10 @@ class RealtimeServer:
     or transcription is running (it then gets an ``error`` event with code ``idle_timeout`` and is closed;
     None: never).
 
+    ``reuse_port``: listen with ``SO_REUSEPORT``, so other processes can serve the same port (what
+    ``fastvoice serve --workers N`` does; the kernel spreads new connections over them). Limits are per
+    process.
+
     ``async with RealtimeServer() as srv: ... srv.url`` or ``start()``/``stop()``.
     """
 
@@ -76,6 +79,7 @@ class RealtimeServer:
         max_sessions: int = 64,
         handshake_timeout: float = 10.0,
         idle_timeout: float | None = 300.0,
+        reuse_port: bool = False,
     ) -> None:
         if pace < 0:
             raise ValueError(f"pace must be >= 0, got {pace}")
@@ -91,6 +95,7 @@ class RealtimeServer:
             allowed_origins = [allowed_origins]
         self._access = Access(api_key, allowed_origins)
         self._host, self._port = host, port
+        self._reuse_port = reuse_port
         self._new_brain = brain_factory(workflow)
         self._model = model
         self._stt_pool = stt_pool
@@ -110,8 +115,8 @@ class RealtimeServer:
         self._engines: Engines | None = None
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.AbstractServer | None = None
-        self._handling: set[object] = set()  # connections whose request is in a handler (a session, say)
-        self._served: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that completed an API request
+        # Connections that have not yet sent a whole request, and when they must have.
+        self._deadlines: dict[object, asyncio.TimerHandle] = {}
         self._admitted = 0  # upgrades admitted and not yet finished (sessions plus those mid-handshake)
         self._cap_warned = False
 
@@ -136,7 +141,9 @@ class RealtimeServer:
         )
         await self._runner.setup()
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(self._accept, self._host, self._port)
+        self._listener = await loop.create_server(
+            self._accept, self._host, self._port, reuse_port=self._reuse_port or None
+        )
         self._port = self._listener.sockets[0].getsockname()[1]
         if not self._access.requires_key and not is_loopback_host(self._host):
             logger.warning(
@@ -151,18 +158,22 @@ class RealtimeServer:
         """Protocol factory for the listener: aiohttp's connection handler, with a deadline to upgrade."""
         assert self._runner is not None and self._runner.server is not None
         handler = self._runner.server()
-        asyncio.get_running_loop().call_later(self.handshake_timeout, self._handshake_expired, handler)
+        loop = asyncio.get_running_loop()
+        self._deadlines[handler] = loop.call_later(self.handshake_timeout, self._handshake_expired, handler)
         return handler
 
     def _handshake_expired(self, handler: Any) -> None:
-        if handler in self._handling or handler in self._served:
-            return  # a request is being served (a session runs) or was: keep-alive idling is aiohttp's job
+        if self._deadlines.pop(handler, None) is None:
+            return  # it sent a request: a session runs, or keep-alive idling is aiohttp's job
         transport = handler.transport
         if transport is not None and not transport.is_closing():
             logger.debug("closing a connection that did not upgrade within %gs", self.handshake_timeout)
             transport.close()
 
     async def stop(self) -> None:
+        for deadline in self._deadlines.values():
+            deadline.cancel()
+        self._deadlines.clear()
         if self._listener is not None:
             self._listener.close()
         for session in list(self.sessions):
@@ -194,16 +205,12 @@ class RealtimeServer:
 
     @web.middleware
     async def _track(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Mark the connection as serving a request, so the handshake deadline leaves it alone."""
-        protocol = request.protocol
-        self._handling.add(protocol)
-        try:
-            response: web.StreamResponse = await handler(request)
-            if request.path != "/" and not request.path.startswith("/v1/realtime"):
-                self._served.add(protocol)  # an HTTP API client: its keep-alive is aiohttp's business
-            return response
-        finally:
-            self._handling.discard(protocol)
+        """A whole request arrived on this connection: the handshake deadline no longer applies to it."""
+        deadline = self._deadlines.pop(request.protocol, None)
+        if deadline is not None:
+            deadline.cancel()
+        response: web.StreamResponse = await handler(request)
+        return response
 
     @property
     def base_url(self) -> str:
