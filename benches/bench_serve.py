@@ -69,7 +69,8 @@ def _cpu_s(pid: int) -> float:
 
 class ServerProcess:
     def __init__(self, mode: str, sessions: int) -> None:
-        args = [sys.executable, "-m", "fastvoice.serve", "--port", "0", "--pace", str(PACE)]
+        # One worker: its CPU time is this process's (bench_serve_workers.py measures --workers).
+        args = [sys.executable, "-m", "fastvoice.serve", "--port", "0", "--workers", "1", "--pace", str(PACE)]
         if mode != "local-batch-stt":
             args += ["--stream-decoders", str(sessions)]
         self.proc = subprocess.Popen(
