@@ -111,12 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     scale = p.add_argument_group(
         "workers",
-        "--workers N runs N server processes on the port (SO_REUSEPORT: the kernel spreads new connections "
-        "over them), each with its own speech models (~0.3-0.6 GB each with the local engines); a session or "
-        "request stays in the worker that accepted its connection, so nothing is shared and limits are per "
-        "worker. Behind a load balancer: point it at each machine's port (no stickiness needed beyond the "
-        "connection; WebSocket upgrades must pass through), health-check GET /v1/models (200 when up), and "
-        "keep idle timeouts above the sessions' (--idle-timeout).",
+        "--workers N runs N server processes on the port (SO_REUSEPORT: the kernel spreads new "
+        "connections over them), each with its own speech models (warm: ~340 MB each with the local "
+        "engines, ~440 MB light). A session or request stays in the worker that accepted its connection, "
+        "so nothing is shared and limits are per worker. Behind a load balancer: point it at each "
+        "machine's port (no stickiness needed beyond the connection; WebSocket upgrades must pass "
+        "through), health-check GET /v1/models (200 when up), and keep its idle timeout above "
+        "--idle-timeout.",
     )
     scale.add_argument(
         "--workers",
