@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -111,7 +110,9 @@ class RealtimeServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._handling: set[object] = set()  # connections whose request is in a handler (a session, say)
-        self._served: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that completed an API request
+        # connection -> its upgrade deadline, until it fires or the connection completes an HTTP API request
+        # (aiohttp's RequestHandler has __slots__ without __weakref__: it cannot go in a WeakSet).
+        self._deadlines: dict[Any, asyncio.TimerHandle] = {}
         self._admitted = 0  # upgrades admitted and not yet finished (sessions plus those mid-handshake)
         self._cap_warned = False
 
@@ -151,12 +152,14 @@ class RealtimeServer:
         """Protocol factory for the listener: aiohttp's connection handler, with a deadline to upgrade."""
         assert self._runner is not None and self._runner.server is not None
         handler = self._runner.server()
-        asyncio.get_running_loop().call_later(self.handshake_timeout, self._handshake_expired, handler)
+        loop = asyncio.get_running_loop()
+        self._deadlines[handler] = loop.call_later(self.handshake_timeout, self._handshake_expired, handler)
         return handler
 
     def _handshake_expired(self, handler: Any) -> None:
-        if handler in self._handling or handler in self._served:
-            return  # a request is being served (a session runs) or was: keep-alive idling is aiohttp's job
+        self._deadlines.pop(handler, None)
+        if handler in self._handling:
+            return  # a request is being served (a session runs): keep-alive idling is aiohttp's job after it
         transport = handler.transport
         if transport is not None and not transport.is_closing():
             logger.debug("closing a connection that did not upgrade within %gs", self.handshake_timeout)
@@ -169,6 +172,9 @@ class RealtimeServer:
             await session.close()
             if not session.ws.closed:
                 await session.ws.close(code=1001, message=b"server shutting down")
+        for deadline in self._deadlines.values():
+            deadline.cancel()
+        self._deadlines.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -200,14 +206,18 @@ class RealtimeServer:
         try:
             response: web.StreamResponse = await handler(request)
             if request.path != "/" and not request.path.startswith("/v1/realtime"):
-                self._served.add(protocol)  # an HTTP API client: its keep-alive is aiohttp's business
+                # An HTTP API client: its keep-alive is aiohttp's business, not the upgrade deadline's.
+                deadline = self._deadlines.pop(protocol, None)
+                if deadline is not None:
+                    deadline.cancel()
             return response
         finally:
             self._handling.discard(protocol)
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT/v1``: the ``base_url`` for the ``openai`` client and fastvoice's OpenAI providers."""
+        """``http://HOST:PORT/v1``: the ``base_url`` for the ``openai`` client and fastvoice's OpenAI
+        providers."""
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}/v1"
 
