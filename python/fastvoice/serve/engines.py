@@ -27,11 +27,13 @@ from fastvoice.voice.config import VOICES, STTSettings, TTSSettings
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers.local import LocalSTTModel, LocalTTSModel, neural_available
 
-__all__ = ["Engines", "Utterance", "make_engines"]
+__all__ = ["Engines", "TimedWord", "Utterance", "make_engines"]
 
 logger = logging.getLogger("fastvoice.serve")
 
 OnPartial = Callable[[str], Awaitable[None]]
+#: A recognised word and when it was said: (word, start, end), in seconds from the start of the audio.
+TimedWord = tuple[str, float, float]
 
 # Process-wide: a decoder takes a second or two to load its model, so servers started one after another
 # (tests, restarts in one process) reuse the loaded ones. Each model locks itself, so sharing is safe.
@@ -69,9 +71,17 @@ class Engines:
         ``on_partial(delta)`` hears newly recognised text while the turn goes on (when the engine can)."""
         return None
 
-    async def transcribe(self, pcm16: bytes, rate: int) -> str:
-        """The offline transcript of PCM16 mono ``pcm16`` at ``rate`` ("" for silence)."""
+    async def transcribe(self, pcm16: bytes, rate: int, prompt: str | None = None) -> str:
+        """The offline transcript of PCM16 mono ``pcm16`` at ``rate`` ("" for silence). ``prompt``: text
+        said before this audio, or spellings to prefer (used by Whisper, ignored by PocketSphinx)."""
         raise NotImplementedError
+
+    async def transcribe_words(
+        self, pcm16: bytes, rate: int, prompt: str | None = None
+    ) -> tuple[str, list[TimedWord] | None]:
+        """:meth:`transcribe`, with each word and its times when the engine reports them (None otherwise):
+        PocketSphinx from its segmentation, Whisper from its cross-attention (punctuation attached)."""
+        return await self.transcribe(pcm16, rate, prompt), None
 
     async def warm(self) -> None:
         """Load the models now so the first turn is not slow."""
@@ -126,10 +136,20 @@ class LightEngines(Engines):
         # whole-turn decode, normalised over the full utterance, gets it right.
         return _STREAMS.open(rate) if self.streaming and rate >= STT_RATE else None
 
-    async def transcribe(self, pcm16: bytes, rate: int) -> str:
+    async def transcribe(self, pcm16: bytes, rate: int, prompt: str | None = None) -> str:
         model = await self._free.get()
         try:
             return await model.transcribe(AudioInput(pcm16, "pcm16", sample_rate=rate), self._stt_settings)
+        finally:
+            self._free.put_nowait(model)
+
+    async def transcribe_words(
+        self, pcm16: bytes, rate: int, prompt: str | None = None
+    ) -> tuple[str, list[TimedWord] | None]:
+        model = await self._free.get()
+        try:
+            clip = AudioInput(pcm16, "pcm16", sample_rate=rate)
+            return await model.transcribe_words(clip, self._stt_settings)
         finally:
             self._free.put_nowait(model)
 
@@ -171,8 +191,15 @@ class NeuralEngines(Engines):
         # None before the model is loaded: this turn goes batch (and loads it).
         return self.stt.open_turn(rate, self._stt_settings, on_partial) if self.streaming else None
 
-    async def transcribe(self, pcm16: bytes, rate: int) -> str:
-        return await self.stt.transcribe(AudioInput(pcm16, "pcm16", sample_rate=rate), self._stt_settings)
+    async def transcribe(self, pcm16: bytes, rate: int, prompt: str | None = None) -> str:
+        settings = self._stt_settings if not prompt else STTSettings(language="en", prompt=prompt)
+        return await self.stt.transcribe(AudioInput(pcm16, "pcm16", sample_rate=rate), settings)
+
+    async def transcribe_words(
+        self, pcm16: bytes, rate: int, prompt: str | None = None
+    ) -> tuple[str, list[TimedWord] | None]:
+        settings = self._stt_settings if not prompt else STTSettings(language="en", prompt=prompt)
+        return await self.stt.transcribe_words(AudioInput(pcm16, "pcm16", sample_rate=rate), settings)
 
     async def warm(self) -> None:
         async def voice() -> None:

@@ -70,14 +70,26 @@ class LocalSTTModel(STTModel):
         return "pocketsphinx"
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
+        return (await self._run(audio, settings, timed=False))[0]
+
+    async def transcribe_words(
+        self, audio: AudioInput, settings: STTSettings
+    ) -> tuple[str, list[tuple[str, float, float]]]:
+        """The transcript and each recognised word with its start and end in seconds, from the
+        decoder's own segmentation (silences, fillers and sentence marks left out)."""
+        return await self._run(audio, settings, timed=True)
+
+    async def _run(
+        self, audio: AudioInput, settings: STTSettings, timed: bool
+    ) -> tuple[str, list[tuple[str, float, float]]]:
         if settings.language and not settings.language.lower().startswith("en"):
             raise STTError(f"the offline STT model is English only, got language={settings.language!r}")
         pcm, rate = audio.decode()
-        return await asyncio.to_thread(self._transcribe, pcm, rate)
+        return await asyncio.to_thread(self._transcribe, pcm, rate, timed)
 
-    def _transcribe(self, pcm: bytes, rate: int) -> str:
+    def _transcribe(self, pcm: bytes, rate: int, timed: bool) -> tuple[str, list[tuple[str, float, float]]]:
         if not pcm or not has_speech(pcm, rate):
-            return ""
+            return "", []
         if rate != STT_RATE:
             pcm = bytes(audio.to_pcm16(audio.resample(np.frombuffer(pcm, dtype="<i2"), rate, STT_RATE)))
         with self._lock:
@@ -91,9 +103,23 @@ class LocalSTTModel(STTModel):
                 d.process_raw(pcm, full_utt=True)
                 d.end_utt()
                 hyp = d.hyp()
+                words = _timed_words(d) if timed and hyp is not None else []
             except Exception as exc:
                 raise STTError(f"PocketSphinx failed: {exc}") from exc
-        return str(hyp.hypstr).strip() if hyp is not None else ""
+        return (str(hyp.hypstr).strip() if hyp is not None else ""), words
+
+
+def _timed_words(decoder: Any) -> list[tuple[str, float, float]]:
+    """The decoder's word segmentation in seconds: `<s>`, `<sil>`, `[NOISE]`... are not words, and
+    `word(2)` (an alternative pronunciation) is `word`."""
+    step = 1.0 / float(decoder.config["frate"])
+    out = []
+    for seg in decoder.seg():
+        word = str(seg.word)
+        if not word or word[0] in "<[+":
+            continue
+        out.append((word.split("(")[0], seg.start_frame * step, (seg.end_frame + 1) * step))
+    return out
 
 
 class LocalTTSModel(TTSModel):

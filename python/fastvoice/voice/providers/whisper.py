@@ -39,6 +39,7 @@ from fastvoice.voice.events import ProviderUnavailableError, STTError
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers import STTModel
 from fastvoice.voice.providers._whisper_io import (
+    HOP,
     MAX_FRAMES,
     MAX_SAMPLES,
     SAMPLE_RATE,
@@ -167,11 +168,13 @@ def _workers_and_threads() -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """One decode: the text, Whisper's no-speech probability and the mean log probability per token."""
+    """One decode: the text, Whisper's no-speech probability, the mean log probability per token and the
+    token ids."""
 
     text: str
     no_speech_prob: float
     avg_logprob: float
+    ids: tuple[int, ...] = ()
 
     @property
     def is_silence(self) -> bool:
@@ -236,7 +239,7 @@ class WhisperEngine:
         )[0]
         ids = result.sequences_ids[0]
         score = float(result.scores[0]) if result.scores else 0.0
-        return Decoded(self.tokenizer.decode(ids).strip(), float(result.no_speech_prob), score)
+        return Decoded(self.tokenizer.decode(ids).strip(), float(result.no_speech_prob), score, tuple(ids))
 
     def transcribe(
         self,
@@ -248,19 +251,67 @@ class WhisperEngine:
     ) -> str:
         """The transcript of float32 16 kHz `samples` of any length: 29 s pieces cut at the quietest
         moment near each limit, each decoded with the previous piece's text as context."""
+        return self.transcribe_words(samples, beam_size=beam_size, prompt=prompt, temperature=temperature)[0]
+
+    def transcribe_words(
+        self,
+        samples: np.ndarray,
+        *,
+        beam_size: int = 5,
+        prompt: str | None = None,
+        temperature: float | None = None,
+        timed: bool = False,
+    ) -> tuple[str, list[tuple[str, float, float]]]:
+        """`transcribe`, and with `timed` each word (punctuation attached) with its start and end in
+        seconds, from the decoder's cross-attention (CTranslate2's `align`, one more pass per piece)."""
         texts: list[str] = []
+        words: list[tuple[str, float, float]] = []
         context = prompt
+        offset = 0
         for piece in _pieces(samples):
             decoded = self.decode(piece, beam_size=beam_size, prompt=context, temperature=temperature)
             if decoded.repeats:  # a short window can loop; the model's own 30 s window does not
                 decoded = self.decode(
                     piece, beam_size=beam_size, prompt=context, temperature=temperature, frames=MAX_FRAMES
                 )
-            if decoded.is_silence or not decoded.text:
-                continue
-            texts.append(decoded.text)
-            context = " ".join(filter(None, [prompt, decoded.text]))
-        return " ".join(texts)
+            if not decoded.is_silence and decoded.text:
+                texts.append(decoded.text)
+                if timed:
+                    words += self._timed_words(piece, decoded.ids, offset / SAMPLE_RATE)
+                context = " ".join(filter(None, [prompt, decoded.text]))
+            offset += len(piece)
+        return " ".join(texts), words
+
+    def _timed_words(
+        self, samples: np.ndarray, ids: tuple[int, ...], t0: float
+    ) -> list[tuple[str, float, float]]:
+        tok = self.tokenizer
+        text_ids = [i for i in ids if i < tok.eot]
+        if not text_ids:
+            return []
+        features = self._view(log_mel(samples, window_frames(len(samples))))
+        frames = max(1, len(samples) // HOP)
+        result = self._model.align(features, [tok.sot, tok.no_timestamps], [text_ids], frames)[0]
+        # The path's first encoder frame (20 ms) for each token; index len(text_ids) is the end of text.
+        first: dict[int, int] = {}
+        for token, frame in result.alignments:
+            first.setdefault(int(token), int(frame))
+        times, last = [], 0
+        for k in range(len(text_ids) + 1):
+            last = max(last, first.get(k, last))
+            times.append(t0 + last * 2 * HOP / SAMPLE_RATE)
+        # A token starting with a space starts a word; punctuation and word pieces join the one before.
+        groups: list[list[int]] = []
+        for k, i in enumerate(text_ids):
+            if not groups or tok.decode([i]).startswith(" "):
+                groups.append([])
+            groups[-1].append(k)
+        out = []
+        for g in groups:
+            word = tok.decode([text_ids[k] for k in g]).strip()
+            if word:
+                out.append((word, round(times[g[0]], 3), round(times[g[-1] + 1], 3)))
+        return out
 
 
 def _pieces(samples: np.ndarray) -> list[np.ndarray]:
@@ -384,22 +435,39 @@ class WhisperSTTModel(STTModel):
         return WhisperUtterance(engine, sample_rate, on_partial, beam_size=self.beam_size)
 
     async def transcribe(self, audio: AudioInput, settings: STTSettings) -> str:
+        return (await self._run(audio, settings, timed=False))[0]
+
+    async def transcribe_words(
+        self, audio: AudioInput, settings: STTSettings
+    ) -> tuple[str, list[tuple[str, float, float]]]:
+        """The transcript and each word (punctuation attached) with its start and end in seconds."""
+        return await self._run(audio, settings, timed=True)
+
+    async def _run(
+        self, audio: AudioInput, settings: STTSettings, timed: bool
+    ) -> tuple[str, list[tuple[str, float, float]]]:
         if not _english(settings):
             raise STTError(f"the Whisper tiny.en model is English only, got language={settings.language!r}")
         pcm, rate = audio.decode()
         if not pcm:
-            return ""
-        return await asyncio.to_thread(self._transcribe, pcm, rate, settings)
+            return "", []
+        return await asyncio.to_thread(self._transcribe, pcm, rate, settings, timed)
 
-    def _transcribe(self, pcm: bytes, rate: int, settings: STTSettings) -> str:
+    def _transcribe(
+        self, pcm: bytes, rate: int, settings: STTSettings, timed: bool
+    ) -> tuple[str, list[tuple[str, float, float]]]:
         if not has_speech(pcm, rate):
-            return ""
+            return "", []
         engine = load_engine(self.model_dir, self._progress)
         samples = to_model_rate(pcm, rate)
         t0 = time.perf_counter()
         try:
-            text = engine.transcribe(
-                samples, beam_size=self.beam_size, prompt=settings.prompt, temperature=settings.temperature
+            text, words = engine.transcribe_words(
+                samples,
+                beam_size=self.beam_size,
+                prompt=settings.prompt,
+                temperature=settings.temperature,
+                timed=timed,
             )
         except WhisperUnavailableError:
             raise
@@ -411,7 +479,7 @@ class WhisperSTTModel(STTModel):
             (time.perf_counter() - t0) * 1000,
             self.beam_size,
         )
-        return text
+        return text, words
 
 
 def whisper_stt_model(
