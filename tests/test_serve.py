@@ -301,8 +301,9 @@ async def test_bad_client_events_get_real_errors_and_the_session_continues() -> 
         await expect({"type": "input_audio_buffer.commit"}, "input_audio_buffer_commit_empty", None)
         await expect({"type": "response.cancel"}, "response_cancel_not_active", None)
         await expect({"type": "conversation.item.delete", "item_id": "nope"}, "item_not_found", "item_id")
+        # (type "transcription" is taken: see test_serve_transcription)
         await expect(
-            {"type": "session.update", "session": {"type": "transcription"}}, "invalid_value", "session.type"
+            {"type": "session.update", "session": {"type": "translation"}}, "invalid_value", "session.type"
         )
         # Still alive and answering.
         await client.update(output_modalities=["text"], audio={"input": {"turn_detection": None}})

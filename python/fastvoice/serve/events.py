@@ -142,7 +142,7 @@ def _as_client_error(problem: str, event_id: Any) -> ClientEventError:
     if problem.startswith(prefix):
         param = problem[len(prefix) :].split(", ")[0]
         return ClientEventError("unknown_parameter", f"Unknown parameter: '{param}'.", param, event_id)
-    first = problem.split("; ")[0]
+    first = _meant(problem.split("; "))[0]
     param, _, msg = first.partition(": ")
     param = _field_path(param)
     if msg == "Field required":
@@ -150,6 +150,20 @@ def _as_client_error(problem: str, event_id: Any) -> ClientEventError:
             "missing_required_parameter", f"Missing required parameter: '{param}'.", param, event_id
         )
     return ClientEventError("invalid_value", f"Invalid value for '{param}': {msg}.", param, event_id)
+
+
+def _meant(problems: list[str]) -> list[str]:
+    """``problems`` without those of a union member (``session.RealtimeSessionCreateRequest``) whose own
+    ``type`` the value does not have: a bad transcription session is reported as that, not as a bad
+    realtime one."""
+    wrong = []
+    for problem in problems:
+        loc, _, msg = problem.partition(": ")
+        member = loc.removesuffix(".type")
+        if member != loc and member.rpartition(".")[2][:1].isupper() and msg.startswith("Input should be"):
+            wrong.append(member + ".")
+    kept = [p for p in problems if not p.startswith(tuple(wrong))] if wrong else problems
+    return kept or problems
 
 
 _UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "is-instance"})

@@ -63,6 +63,7 @@ class Responder:
         self.s = session
         self.active: Active | None = None
         self.input_audio_ms = 0.0  # user audio committed since the last response, for its usage
+        self.started = 0  # responses ever started (a session with none may still become a transcription one)
         self._audio: dict[str, ItemAudio] = {}
 
     def is_active(self, response_id: str | None = None) -> bool:
@@ -85,6 +86,7 @@ class Responder:
         )
         act = Active(new_id("resp"), params, modalities, params.get("conversation", "auto") != "none")
         self.active = act
+        self.started += 1
         act.task = asyncio.get_running_loop().create_task(self._guarded(act))
 
     async def cancel(self, reason: str | None, *, notify: bool = True) -> None:

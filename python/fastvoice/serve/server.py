@@ -14,6 +14,7 @@ from fastvoice.serve.api import MAX_BODY_BYTES, ApiContext, add_routes, errors_m
 from fastvoice.serve.brain import BrainSource, brain_factory
 from fastvoice.serve.engines import Engines, make_engines
 from fastvoice.serve.session import Session, SessionOptions
+from fastvoice.serve.transcribe import TranscriptionSession
 
 __all__ = ["RealtimeServer"]
 
@@ -249,7 +250,8 @@ class RealtimeServer:
             )
             await ws.prepare(request)
             brain: Any = self._new_brain()
-            session = Session(ws, self._engines, brain, request.query.get("model", self._model), self.options)
+            kind = TranscriptionSession if request.query.get("intent") == "transcription" else Session
+            session = kind(ws, self._engines, brain, request.query.get("model", self._model), self.options)
             self.sessions.add(session)
             try:
                 await session.run()

@@ -94,6 +94,8 @@ def vad_settings(td: Mapping[str, Any], engine: str = "energy") -> TurnDetection
 class Session:
     """State of one connection; :meth:`run` serves it until the client goes away."""
 
+    responds = True  # server VAD turns get a response (create_response); a transcription session's never
+
     def __init__(
         self, ws: web.WebSocketResponse, engines: Engines, brain: Brain, model: str, options: SessionOptions
     ) -> None:
@@ -128,11 +130,18 @@ class Session:
     async def emit(self, event: dict[str, Any]) -> None:
         event.setdefault("event_id", new_id("event"))
         if self.options.strict:
-            validate_server_event(event)
+            self.check_sent(event)
         text = json.dumps(event)
         async with self._lock:
             if not self.ws.closed:
                 await self.ws.send_str(text)
+
+    def check_sent(self, event: dict[str, Any]) -> None:
+        validate_server_event(event)
+
+    def check_event(self, data: Any) -> dict[str, Any]:
+        """``data`` as a client event this session takes, else :class:`ClientEventError`."""
+        return check_client_event(data)
 
     async def reject(self, exc: ClientEventError) -> None:
         await self.emit(error_event(exc))
@@ -244,7 +253,7 @@ class Session:
         data: Any = None
         try:
             data = parse_client_json(raw)
-            event = check_client_event(data)
+            event = self.check_event(data)
             handler = getattr(self, "_on_" + event["type"].replace(".", "_"))
             await handler(event)
         except ClientEventError as exc:
@@ -295,10 +304,11 @@ class Session:
     async def _on_session_update(self, event: dict[str, Any]) -> None:
         update = event["session"]
         eid = event.get("event_id")
-        if update.get("type") != "realtime":
-            raise ClientEventError(
-                "invalid_value", "Only realtime sessions are supported.", "session.type", eid
-            )
+        if update.get("type") == "transcription":  # the schema allows only "realtime" and "transcription"
+            from fastvoice.serve.transcribe import become_transcription  # it builds on this module
+
+            await become_transcription(self, event)
+            return
         # A "model" in the update is accepted (and echoed) as is: offline, every model is the same engines,
         # and clients that name their model in session.update instead of the URL must work unchanged.
         voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
@@ -444,7 +454,7 @@ class Session:
         task = asyncio.get_running_loop().create_task(self._transcribe(item, pcm, self._decoder.rate, utt))
         self._transcriptions[item_id] = task
         task.add_done_callback(lambda _t: self._transcriptions.pop(item_id, None))
-        td = self.turn_detection
+        td = self.turn_detection if self.responds else None
         # A reply still playing (interrupt_response off) keeps the floor: this turn is answered by the next
         # response.create instead of an error the client never asked for.
         if auto and td is not None and td.get("create_response", True) and not self.responder.is_active():
@@ -462,13 +472,14 @@ class Session:
     ) -> None:
         base = {"item_id": item["id"], "content_index": 0}
         try:
-            if utt is None:
-                text = await self.engines.transcribe(pcm, rate)
-            elif has_speech(pcm, rate):
-                text = await utt.finish()
-            else:  # recognisers hallucinate words in silence
-                await utt.abort()
+            if not has_speech(pcm, rate):  # recognisers hallucinate words in silence
                 text = ""
+                if utt is not None:
+                    await utt.abort()
+            elif utt is None:
+                text = await self.engines.transcribe(pcm, rate)
+            else:
+                text = await utt.finish()
         except Exception as exc:  # the STT failed on this clip: the service reports it, the session goes on
             logger.warning("transcription failed: %s", exc)
             await self.emit(
