@@ -497,12 +497,12 @@ async def test_openai_agents_stt_model_transcribes_turns(no_agents_tracing: None
     assert server.errors == []
 
 
-async def test_openai_agents_voice_pipeline_hears_streamed_turns(no_agents_tracing: None) -> None:
-    """openai-agents' VoicePipeline with StreamedAudioInput: its STT is our transcription session. Its TTS
-    half would need POST /v1/audio/speech, which this server does not serve yet, so a TTS model that
-    speaks silence stands in for it (the pipeline's own interface, not one of fastvoice's classes)."""
+async def test_openai_agents_voice_pipeline_hears_streamed_turns_and_speaks(no_agents_tracing: None) -> None:
+    """openai-agents' VoicePipeline with StreamedAudioInput, all OpenAI models but the base URL: its STT
+    is our transcription session, its TTS our POST /v1/audio/speech."""
+    from agents.voice import OpenAIVoiceModelProvider, VoicePipeline, VoicePipelineConfig, VoiceWorkflowBase
     from agents.voice import StreamedAudioInput as AgentsInput
-    from agents.voice import TTSModel, TTSModelSettings, VoicePipeline, VoicePipelineConfig, VoiceWorkflowBase
+    from openai import AsyncOpenAI
 
     heard: list[str] = []
 
@@ -511,38 +511,39 @@ async def test_openai_agents_voice_pipeline_hears_streamed_turns(no_agents_traci
             heard.append(transcription)
             yield f"You said {transcription}."
 
-    class SilentTTS(TTSModel):
-        @property
-        def model_name(self) -> str:
-            return "silence"
-
-        async def run(self, text: str, settings: TTSModelSettings) -> AsyncIterator[bytes]:
-            yield bytes(4800)
-
     pcm = (
         silence(200) + clip("weather_22k.wav") + silence(1200) + clip("voice_sample_24k.wav") + silence(1500)
     )
     async with RealtimeServer(engines="light", pace=0) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="sk-offline")
+        provider = OpenAIVoiceModelProvider(openai_client=client)
         pipeline = VoicePipeline(
             workflow=Echo(),
-            stt_model=_agents_stt(server),
-            tts_model=SilentTTS(),
+            stt_model=provider.get_stt_model("gpt-4o-transcribe"),
+            tts_model=provider.get_tts_model("gpt-4o-mini-tts"),
             config=VoicePipelineConfig(tracing_disabled=True),
         )
         source = AgentsInput()
         result = await pipeline.run(source)
         await _push_agents_audio(source, pcm)
         kinds: list[str] = []
+        spoken: list[np.ndarray] = []
 
         async def consume() -> None:
             async for event in result.stream():
                 kinds.append(getattr(event, "event", None) or event.type)
                 if event.type == "voice_stream_event_error":
                     raise AssertionError(event.error)
+                if event.type == "voice_stream_event_audio" and event.data is not None:
+                    spoken.append(np.asarray(event.data, dtype=np.int16).reshape(-1))
 
         await asyncio.wait_for(consume(), 60)
+        await client.close()
         assert len(heard) == 2 and "weather" in heard[0] and "wonderful" in heard[1], heard
         assert kinds.count("turn_ended") == 2 and kinds[-1] == "session_ended", kinds
+        audio = np.concatenate(spoken).astype(np.float64)
+        # Two spoken replies ("You said ..."), 24 kHz: seconds of real speech, not silence.
+        assert len(audio) > 24000 * 2 and np.sqrt(np.mean(audio**2)) > 300, (len(audio), spoken[:1])
     assert server.errors == []
 
 
