@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import functools
 import json
-import typing
 from typing import Any
 
 import aiohttp
 import pydantic
 from fastvoice.serve import BrainReply, FunctionCall, RealtimeServer, TurnContext
+from fastvoice.testing.validation import union_members
 
 WEATHER_TOOL = {
     "type": "function",
@@ -54,21 +54,11 @@ class WeatherBrain:
 # ---- strict validation against the openai types
 
 
-def _members(union: Any) -> dict[str, type[pydantic.BaseModel]]:
-    if typing.get_origin(union) is typing.Annotated:
-        union = typing.get_args(union)[0]
-    out: dict[str, type[pydantic.BaseModel]] = {}
-    for model in typing.get_args(union):
-        for literal in typing.get_args(model.model_fields["type"].annotation):
-            out[literal] = model
-    return out
-
-
 @functools.cache
 def _event_models() -> dict[str, type[pydantic.BaseModel]]:
     from openai.types.responses import ResponseStreamEvent
 
-    return _members(ResponseStreamEvent)
+    return union_members(ResponseStreamEvent)
 
 
 def _extra(value: Any, path: str = "") -> list[str]:

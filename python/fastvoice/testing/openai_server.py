@@ -38,7 +38,12 @@ import pydantic
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from fastvoice.realtime.auth import redact
-from fastvoice.testing.validation import EventValidationError, validate_client_event, validate_server_event
+from fastvoice.testing.validation import (
+    EventValidationError,
+    materialize,
+    validate_client_event,
+    validate_server_event,
+)
 
 __all__ = ["FakeOpenAIServer", "FakeResponse", "RecordedRequest"]
 
@@ -110,15 +115,6 @@ def _check_tools(tools: Any) -> None:
             raise ValueError(f"tools.{i}: unknown field(s) {unknown} for a {tool['type']!r} tool")
 
 
-def _materialize(value: Any) -> Any:
-    # TypedDict `Iterable[...]` fields validate lazily; walking them forces every item's check.
-    if isinstance(value, Mapping):
-        return {k: _materialize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) or type(value).__name__ == "ValidatorIterator":
-        return [_materialize(v) for v in value]
-    return value
-
-
 def validate_request(kind: str, body: Mapping[str, Any], required: Sequence[str]) -> None:
     """Check `body` against the openai param type `kind` ("transcription", "speech",
     "responses"); raises `ValueError` naming the problem."""
@@ -133,7 +129,7 @@ def validate_request(kind: str, body: Mapping[str, Any], required: Sequence[str]
     if kind == "responses":
         _check_tools(data.get("tools"))
     try:
-        _materialize(adapter.validate_python(data))
+        materialize(adapter.validate_python(data))
     except pydantic.ValidationError as exc:
         raise ValueError(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

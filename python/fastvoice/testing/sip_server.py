@@ -46,9 +46,8 @@ from aiohttp import ClientSession, web
 from fastvoice.realtime.auth import redact
 from fastvoice.telephony.sip import sign_webhook
 from fastvoice.testing._state import default_session, merge
-from fastvoice.testing.openai_server import _materialize
 from fastvoice.testing.realtime_server import FakeRealtimeServer
-from fastvoice.testing.validation import EventValidationError, validate_client_event
+from fastvoice.testing.validation import EventValidationError, materialize, validate_client_event
 
 __all__ = ["CallState", "FakeCall", "FakeSipServer", "SipRequest", "validate_call_request"]
 
@@ -115,7 +114,7 @@ def validate_call_request(verb: str, body: Mapping[str, Any] | None) -> None:
     if missing:
         raise ValueError(f"missing field(s) {missing}")
     try:
-        _materialize(adapter.validate_python(dict(body)))
+        materialize(adapter.validate_python(dict(body)))
     except pydantic.ValidationError as exc:
         raise ValueError(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))

@@ -38,7 +38,17 @@ class EventValidationError(ValueError):
         super().__init__(f"{event_type or '<no type>'}: {problem}")
 
 
-def _members(union_alias: Any) -> dict[str, type[pydantic.BaseModel]]:
+def materialize(value: Any) -> Any:
+    """Walk a validated TypedDict value: its ``Iterable[...]`` fields validate lazily, and walking them
+    forces every element's check."""
+    if isinstance(value, Mapping):
+        return {k: materialize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) or type(value).__name__ == "ValidatorIterator":
+        return [materialize(v) for v in value]
+    return value
+
+
+def union_members(union_alias: Any) -> dict[str, type[pydantic.BaseModel]]:
     # RealtimeClientEvent is Annotated[Union[...], PropertyInfo]; map each member's literal `type` to it.
     union = (
         typing.get_args(union_alias)[0] if typing.get_origin(union_alias) is typing.Annotated else union_alias
@@ -54,14 +64,14 @@ def _members(union_alias: Any) -> dict[str, type[pydantic.BaseModel]]:
 def _client_models() -> dict[str, type[pydantic.BaseModel]]:
     from openai.types.realtime import RealtimeClientEvent
 
-    return _members(RealtimeClientEvent)
+    return union_members(RealtimeClientEvent)
 
 
 @functools.cache
 def _server_models() -> dict[str, type[pydantic.BaseModel]]:
     from openai.types.realtime import RealtimeServerEvent
 
-    return _members(RealtimeServerEvent)
+    return union_members(RealtimeServerEvent)
 
 
 @functools.cache

@@ -9,6 +9,7 @@ wrong methods and oversized bodies (:func:`errors_middleware`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,19 @@ def invalid(
     """A 400 ``invalid_request_error`` naming the parameter at fault, as OpenAI answers bad requests."""
     body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
     return web.json_response(body, status=status)
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    """One server-sent event, as OpenAI's audio endpoints frame them (``data:`` only)."""
+    return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+async def end_stream_with_error(resp: web.StreamResponse, message: str) -> web.StreamResponse:
+    """After the headers are out, a failure can only be the stream's last event, as OpenAI's streams end."""
+    error = {"message": message, "type": "server_error", "param": None, "code": None}
+    await resp.write(sse({"type": "error", "error": error}))
+    await resp.write_eof()
+    return resp
 
 
 @web.middleware

@@ -25,6 +25,7 @@ from typing import Any
 import pydantic
 
 from fastvoice.serve.events import new_id, shown
+from fastvoice.testing.validation import materialize
 
 __all__ = ["BadRequest", "ResponsesRequest", "check_tool_pairs", "parse_request", "realtime_tool"]
 
@@ -140,7 +141,7 @@ def _check_params(body: dict[str, Any]) -> dict[str, Any]:
         )
     try:
         # strict: JSON gives every type exactly, and OpenAI refuses "20" for an integer as well
-        params: dict[str, Any] = _materialize(
+        params: dict[str, Any] = materialize(
             adapter.validate_python({k: v for k, v in body.items() if k not in _OWN}, strict=True)
         )
     except pydantic.ValidationError as exc:
@@ -154,15 +155,6 @@ def _check_params(body: dict[str, Any]) -> dict[str, Any]:
             "integer_below_min_value",
         )
     return params
-
-
-def _materialize(value: Any) -> Any:
-    # TypedDict `Iterable[...]` fields validate lazily; walking them forces every element's check.
-    if isinstance(value, Mapping):
-        return {k: _materialize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) or type(value).__name__ == "ValidatorIterator":
-        return [_materialize(v) for v in value]
-    return value
 
 
 _TAG = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -311,7 +303,7 @@ def _checked(kind: str, value: dict[str, Any], where: str) -> None:
         if key not in keys:
             raise unknown(f"{where}.{shown(key)}")
     try:
-        _materialize(adapter.validate_python(value, strict=True))
+        materialize(adapter.validate_python(value, strict=True))
     except pydantic.ValidationError as exc:
         raise _from_pydantic(exc, where) from None
 

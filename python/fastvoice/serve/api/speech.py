@@ -28,7 +28,8 @@ from typing import Any
 from aiohttp import web
 
 from fastvoice.serve.access import http_error
-from fastvoice.serve.api import ApiContext, invalid
+from fastvoice.serve.api import ApiContext, end_stream_with_error, invalid
+from fastvoice.serve.api import sse as sse_event
 from fastvoice.testing.openai_server import validate_request
 from fastvoice.voice.config import VOICES
 
@@ -130,10 +131,6 @@ def _check(raw: Any) -> dict[str, Any]:
     return body
 
 
-def _sse(event: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
-
-
 async def speech(ctx: ApiContext, request: web.Request) -> web.StreamResponse:
     try:
         body = _check(await _body(request))
@@ -171,7 +168,7 @@ async def _send(
 
     async def send(data: bytes) -> None:
         if sse:
-            data = _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
+            data = sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
         await resp.write(data)
 
     samples = 0
@@ -193,15 +190,7 @@ async def _send(
             if request.transport is not None:
                 request.transport.abort()  # no last chunk: the client sees a cut body, not a short file
             return resp
-        error = {
-            "message": f"Speech synthesis failed: {exc}",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-        await resp.write(_sse({"type": "error", "error": error}))
-        await resp.write_eof()
-        return resp
+        return await end_stream_with_error(resp, f"Speech synthesis failed: {exc}")
     if sse:
         text_tokens = math.ceil((len(body["input"]) + len(body.get("instructions", ""))) / 4)
         audio_tokens = math.ceil(samples / RATE * AUDIO_TOKENS_PER_S)
@@ -210,6 +199,6 @@ async def _send(
             "output_tokens": audio_tokens,
             "total_tokens": text_tokens + audio_tokens,
         }
-        await resp.write(_sse({"type": "speech.audio.done", "usage": usage}))
+        await resp.write(sse_event({"type": "speech.audio.done", "usage": usage}))
     await resp.write_eof()
     return resp

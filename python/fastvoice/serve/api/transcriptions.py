@@ -19,7 +19,6 @@ length; token usage (streamed ``done``) is estimated at 10 audio tokens a second
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import zlib
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from typing import Any, NoReturn
 
 from aiohttp import BodyPartReader, web
 
-from fastvoice.serve.api import MAX_BODY_BYTES, ApiContext, invalid
+from fastvoice.serve.api import MAX_BODY_BYTES, ApiContext, end_stream_with_error, invalid, sse
 from fastvoice.serve.api._clip import STT_RATE, Clip, UploadError, decode_upload, speech_spans
 from fastvoice.serve.engines import TimedWord
 
@@ -325,10 +324,6 @@ def _verbose(segments: list[Segment], text: str, duration: float, params: Params
     return body
 
 
-def _sse(event: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
-
-
 async def _stream(request: web.Request, ctx: ApiContext, clip: Clip, params: Params) -> web.StreamResponse:
     segments = aiter(_segments(ctx, clip, params.prompt))
     # The first stretch is recognised before the headers go out, so a failing engine is still an HTTP 500.
@@ -340,22 +335,14 @@ async def _stream(request: web.Request, ctx: ApiContext, clip: Clip, params: Par
         seg = first
         while seg is not None:
             await resp.write(
-                _sse({"type": "transcript.text.delta", "delta": (" " if texts else "") + seg.text})
+                sse({"type": "transcript.text.delta", "delta": (" " if texts else "") + seg.text})
             )
             texts.append(seg.text)
             seg = await anext(segments, None)
     except Exception as exc:  # after the headers: the stream's own error event, as OpenAI's streams end
         if isinstance(exc, ConnectionResetError):
             raise
-        error = {
-            "message": f"Transcription failed: {exc}",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-        await resp.write(_sse({"type": "error", "error": error}))
-        await resp.write_eof()
-        return resp
+        return await end_stream_with_error(resp, f"Transcription failed: {exc}")
     text = " ".join(texts)
     audio_tokens = math.ceil(clip.duration * AUDIO_TOKENS_PER_S)
     prompt_tokens = _tokens(params.prompt or "")
@@ -366,7 +353,7 @@ async def _stream(request: web.Request, ctx: ApiContext, clip: Clip, params: Par
         "output_tokens": _tokens(text),
         "total_tokens": audio_tokens + prompt_tokens + _tokens(text),
     }
-    await resp.write(_sse({"type": "transcript.text.done", "text": text, "usage": usage}))
+    await resp.write(sse({"type": "transcript.text.done", "text": text, "usage": usage}))
     await resp.write_eof()
     return resp
 
