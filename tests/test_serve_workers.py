@@ -128,6 +128,12 @@ def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(tmp_path: P
         before = _children(served.proc.pid)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
+        # Connections the kernel had already queued at the victim are reset with it (clients retry);
+        # once it is gone, its socket has left the port's group.
+        deadline = time.monotonic() + 10
+        while _alive(victim):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
 
         async def ask_while_down() -> set[int]:
             async with aiohttp.ClientSession() as http:

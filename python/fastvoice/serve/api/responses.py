@@ -1,6 +1,6 @@
 """``POST /v1/responses`` answered by the server's brain, so Responses clients run offline.
 
-The request (:mod:`.responses_input`) becomes a :class:`~fastvoice.serve.brain.TurnContext`: the input items
+The request (:mod:`._responses_input`) becomes a :class:`~fastvoice.serve.brain.TurnContext`: the input items
 as Realtime GA items after those of the ``previous_response_id`` chain, ``session`` with the request's
 ``instructions`` and function ``tools``, and the other parameters as ``response``. The brain's text becomes
 an assistant message and its calls ``function_call`` items (ids ``msg_``/``fc_``/``call_``), answered as one
@@ -33,7 +33,7 @@ from aiohttp import web
 
 from fastvoice.serve.access import http_error
 from fastvoice.serve.api import ApiContext, invalid
-from fastvoice.serve.api.responses_input import (
+from fastvoice.serve.api._responses_input import (
     BadRequest,
     ResponsesRequest,
     check_tool_pairs,
