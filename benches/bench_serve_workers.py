@@ -36,7 +36,7 @@ from bench_serve import CHUNK, PACE, _session, _speech
 
 FULL = os.environ.get("FASTVOICE_BENCH_FULL") == "1"
 TURNS = 3 if FULL else 1
-STEP = 3 if FULL else 2
+STEP = 2
 MAX_SESSIONS = 30
 LATENCY_S = 1.0
 CONCURRENCY = 8
