@@ -67,23 +67,29 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+def spawn_server(args: list[str], *, merge_stderr: bool = True) -> tuple[subprocess.Popen[str], str]:
+    """`python -m fastvoice.serve ARGS` in its own process, once it listens: (process, ws URL). Its stderr
+    joins the stdout pipe, or (``merge_stderr=False``) stays this process's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastvoice.serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else None,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on " in line, line
+    return proc, line.split("listening on ")[1].split()[0]
+
+
 class ServerProcess:
     def __init__(self, mode: str, sessions: int) -> None:
         # One worker: its CPU time is this process's (bench_serve_workers.py measures --workers).
-        args = [sys.executable, "-m", "fastvoice.serve", "--port", "0", "--workers", "1", "--pace", str(PACE)]
+        args = ["--port", "0", "--workers", "1", "--pace", str(PACE)]
         if mode != "local-batch-stt":
             args += ["--stream-decoders", str(sessions)]
-        self.proc = subprocess.Popen(
-            args + MODES[mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "listening on " in line, line
-        self.url = line.split("listening on ")[1].split()[0]
+        self.proc, self.url = spawn_server(args + MODES[mode])
 
     def close(self) -> None:
         self.proc.terminate()

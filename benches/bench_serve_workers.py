@@ -23,8 +23,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bench_serve import CHUNK, PACE, _session, _speech
+from bench_serve import CHUNK, PACE, _session, _speech, spawn_server
 
 FULL = os.environ.get("FASTVOICE_BENCH_FULL") == "1"
 TURNS = 3 if FULL else 1
@@ -58,16 +56,7 @@ class Served:
     def __init__(self, workers: int) -> None:
         args = ["--port", "0", "--workers", str(workers), "--engines", "light", "--pace", str(PACE)]
         args += ["--stream-decoders", str(MAX_SESSIONS), "--max-sessions", "256", "--lenient"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastvoice.serve", *args],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "listening on " in line, line
-        self.url = line.split("listening on ")[1].split()[0]
+        self.proc, self.url = spawn_server(args, merge_stderr=False)
         self.base_url = self.url.replace("ws://", "http://").removesuffix("/realtime")
 
     def close(self) -> None:

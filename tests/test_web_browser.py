@@ -205,11 +205,7 @@ async def test_the_page_shows_partial_words_tool_calls_and_handoffs_as_they_happ
     billing = realtime.Agent(name="Billing", instructions="Handle invoices.")
     shop = realtime.Agent(name="Shop", instructions="Help.", tools=[order_status], handoffs=[billing])
     silence = tmp_path / "silence.wav"
-    with wave.open(str(silence), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48000)
-        w.writeframes(bytes(48000 * 4))
+    silence.write_bytes(audio.wav_encode(bytes(48000 * 4), sample_rate=48000))
     async with (
         FakeRealtimeServer() as fake,
         WebServer(shop, url=fake.url, api_key="sk-test", port=0) as web,
