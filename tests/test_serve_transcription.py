@@ -290,6 +290,31 @@ async def test_manual_commit_and_clear_without_turn_detection() -> None:
     assert server.errors == []
 
 
+async def test_turns_decoded_at_once_are_reported_in_the_order_they_were_said() -> None:
+    # A long turn, then at once a short one: with two pooled decoders both decode in parallel (outside the
+    # GIL) and the short one is done first, but its transcript must not overtake the long turn's.
+    long_turn = silence(200) + (clip("weather_22k.wav") + silence(300)) * 3
+    short_turn = silence(200) + clip("voice_sample_24k.wav") + silence(300)
+    async with (
+        RealtimeServer(engines="light", pace=0, stt_pool=2) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        client, _ = await connect(server, http)
+        await client.update({"audio": {"input": {"turn_detection": None}}})
+        for turn in (long_turn, short_turn):
+            await client.stream(turn)
+            await client.send({"type": "input_audio_buffer.commit"})
+        events = await client.until(COMPLETED)
+        events += await client.until(COMPLETED)
+        committed = [e["item_id"] for e in of(events, "input_audio_buffer.committed")]
+        done = of(events, COMPLETED)
+        assert [e["item_id"] for e in done] == committed, [e["type"] for e in events]
+        assert "weather" in done[0]["transcript"] and "wonderful" in done[1]["transcript"], done
+        for e in of(events, DELTA):  # each turn's delta comes right before its completed event
+            assert events[events.index(e) + 1]["item_id"] == e["item_id"]
+    assert server.errors == []
+
+
 async def test_bad_input_gets_error_events_and_the_session_goes_on() -> None:
     async with RealtimeServer(engines="light", pace=0) as server, aiohttp.ClientSession() as http:
         client, created = await connect(server, http)

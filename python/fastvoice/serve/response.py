@@ -155,7 +155,7 @@ class Responder:
             act.response_id, "in_progress", act.modalities, conv, act.params.get("metadata")
         )
         await s.emit({"type": "response.created", "response": shell})
-        await s.wait_transcriptions()
+        await s.transcripts.wait()
         items = self._context_items(act)
         act.input_chars = item_text_chars(items) + len(str(s.session.get("instructions") or ""))
         reply = await s.brain.respond(TurnContext(items, copy.deepcopy(s.session), act.params))

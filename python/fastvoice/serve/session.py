@@ -33,9 +33,10 @@ from fastvoice.serve.events import (
     parse_client_json,
 )
 from fastvoice.serve.response import Responder
+from fastvoice.serve.turns import TurnTranscripts
 from fastvoice.testing._state import default_session, merge
 from fastvoice.testing.validation import validate_server_event
-from fastvoice.voice._vad import TurnDetector, has_speech, make_turn_detector
+from fastvoice.voice._vad import TurnDetector, make_turn_detector
 from fastvoice.voice.config import TurnDetection
 
 __all__ = ["Session", "SessionOptions"]
@@ -115,7 +116,7 @@ class Session:
         self._speech_item: str | None = None
         self._speech_start_ms = 0
         self._decoder = InputDecoder("audio/pcm")
-        self._transcriptions: dict[str, asyncio.Task[None]] = {}
+        self.transcripts = TurnTranscripts(self)
         self._utt: Utterance | None = None  # the turn being transcribed as it streams in
         self.responder = Responder(self)
         self._internal_errors = 0
@@ -219,7 +220,7 @@ class Session:
             return
         loop = asyncio.get_running_loop()
         remaining = self._last_heard + idle - loop.time()
-        if remaining <= 0 and (self.responder.is_active() or self._transcriptions):
+        if remaining <= 0 and (self.responder.is_active() or self.transcripts):
             self._last_heard, remaining = loop.time(), idle  # the server is still talking: not idle
         if remaining > 0:
             self._arm_idle(remaining)
@@ -245,9 +246,7 @@ class Session:
             await asyncio.gather(self._idle_closing, return_exceptions=True)
         await self._drop_utterance()
         await self.responder.cancel(None, notify=False)
-        for task in self._transcriptions.values():
-            task.cancel()
-        await asyncio.gather(*self._transcriptions.values(), return_exceptions=True)
+        await self.transcripts.cancel()
 
     async def on_text(self, raw: str) -> None:
         data: Any = None
@@ -451,67 +450,12 @@ class Session:
         }
         await self.add_item(item)
         self.responder.input_audio_ms += len(pcm) / 2 * 1000 / self._decoder.rate
-        task = asyncio.get_running_loop().create_task(self._transcribe(item, pcm, self._decoder.rate, utt))
-        self._transcriptions[item_id] = task
-        task.add_done_callback(lambda _t: self._transcriptions.pop(item_id, None))
+        self.transcripts.start(item, pcm, self._decoder.rate, utt)
         td = self.turn_detection if self.responds else None
         # A reply still playing (interrupt_response off) keeps the floor: this turn is answered by the next
         # response.create instead of an error the client never asked for.
         if auto and td is not None and td.get("create_response", True) and not self.responder.is_active():
             await self.responder.start(None, None)
-
-    async def _transcribe(self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None) -> None:
-        try:
-            await self._transcribe_and_report(item, pcm, rate, utt)
-        except Exception as exc:  # a dead socket or our own bug: never an unretrieved task exception
-            logger.exception("transcription of %s failed", item["id"])
-            self.options.on_error(exc)
-
-    async def _transcribe_and_report(
-        self, item: dict[str, Any], pcm: bytes, rate: int, utt: Utterance | None
-    ) -> None:
-        base = {"item_id": item["id"], "content_index": 0}
-        try:
-            if not has_speech(pcm, rate):  # recognisers hallucinate words in silence
-                text = ""
-                if utt is not None:
-                    await utt.abort()
-            elif utt is None:
-                text = await self.engines.transcribe(pcm, rate)
-            else:
-                text = await utt.finish()
-        except Exception as exc:  # the STT failed on this clip: the service reports it, the session goes on
-            logger.warning("transcription failed: %s", exc)
-            await self.emit(
-                {
-                    "type": "conversation.item.input_audio_transcription.failed",
-                    **base,
-                    "error": {"type": "transcription_error", "code": "stt_failed", "message": str(exc)},
-                }
-            )
-            return
-        item["content"][0]["transcript"] = text
-        if not ((self.session.get("audio") or {}).get("input") or {}).get("transcription"):
-            return  # the service only reports transcripts when input transcription is on
-        if text and not (utt is not None and utt.sends_deltas):  # else the deltas went out as it was heard
-            await self.emit(
-                {"type": "conversation.item.input_audio_transcription.delta", **base, "delta": text}
-            )
-        seconds = len(pcm) / 2 / rate
-        await self.emit(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                **base,
-                "transcript": text,
-                "usage": {"type": "duration", "seconds": round(seconds, 3)},
-            }
-        )
-
-    async def wait_transcriptions(self) -> None:
-        """Let pending transcriptions finish (a response needs the words it answers)."""
-        pending = list(self._transcriptions.values())
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
 
     # ---- conversation
     # --------------------------------------------------------------------------------------------

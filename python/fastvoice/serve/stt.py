@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 from fastvoice import audio
+from fastvoice.voice.providers._sphinx import SphinxDecoder
 
 __all__ = ["DecoderPool", "Utterance"]
 
@@ -31,16 +31,14 @@ class DecoderPool:
     def __init__(self, max_decoders: int) -> None:
         self.max_decoders = max_decoders
         self._lock = threading.Lock()
-        self._free: list[Any] = []
+        self._free: list[SphinxDecoder] = []
         self._count = 0  # decoders made or being made
 
     def _make(self) -> None:
         try:
-            from pocketsphinx import Decoder  # type: ignore[import-untyped]
-
             # fwdflat=False skips the second (flat-lexicon) search pass, which runs at end_utt: the final
             # step drops from 50-95 ms to 5-15 ms, the same words on the shared test recording.
-            decoder = Decoder(samprate=STT_RATE, loglevel="FATAL", fwdflat=False)
+            decoder = SphinxDecoder(samprate=STT_RATE, loglevel="FATAL", fwdflat=False)
         except Exception:  # no engine: every turn falls back to batch, which reports the error itself
             return
         with self._lock:
@@ -71,7 +69,7 @@ class DecoderPool:
             return None
         return Utterance(self, decoder, rate)
 
-    def _release(self, decoder: Any) -> None:
+    def _release(self, decoder: SphinxDecoder | None) -> None:
         """Return a decoder; None drops a broken one (its slot can be refilled)."""
         with self._lock:
             if decoder is None:
@@ -85,7 +83,7 @@ class Utterance:
 
     sends_deltas = False  # the transcript is reported whole at the end
 
-    def __init__(self, pool: DecoderPool, decoder: Any, rate: int) -> None:
+    def __init__(self, pool: DecoderPool, decoder: SphinxDecoder, rate: int) -> None:
         self._pool = pool
         self._decoder = decoder
         self._resampler = audio.Resampler(rate, STT_RATE) if rate != STT_RATE else None
@@ -132,7 +130,7 @@ class Utterance:
         if not self._started:
             self._decoder.start_utt()
             self._started = True
-        self._decoder.process_raw(chunk, False, False)
+        self._decoder.process_raw(chunk)
 
     def _end(self, chunk: bytes) -> str:
         """Last batch + final search, then the decoder goes back to the pool (in this thread, so no caller's
@@ -145,8 +143,7 @@ class Utterance:
             if self._started:
                 self._decoder.end_utt()
                 self._started = False
-                hyp = self._decoder.hyp()
-                text = str(hyp.hypstr).strip() if hyp is not None else ""
+                text = (self._decoder.hyp() or "").strip()
             ok = True
             return text
         finally:

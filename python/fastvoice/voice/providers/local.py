@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from fastvoice.voice.events import ProviderUnavailableError, STTError, TTSError,
 from fastvoice.voice.input import AudioInput
 from fastvoice.voice.providers import STTModel, TTSModel, VoiceModelProvider
 from fastvoice.voice.providers._espeak import Espeak as _Espeak
+from fastvoice.voice.providers._sphinx import SphinxDecoder
 
 STT_RATE = 16000  # the rate of PocketSphinx's default English acoustic model
 
@@ -62,7 +62,7 @@ class LocalSTTModel(STTModel):
             import pocketsphinx  # type: ignore[import-untyped]  # noqa: F401
         except ImportError as exc:
             raise ProviderUnavailableError(f"pocketsphinx is not installed; {_INSTALL_HINT}") from exc
-        self._decoder: Any = None
+        self._decoder: SphinxDecoder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -95,9 +95,7 @@ class LocalSTTModel(STTModel):
         with self._lock:
             try:
                 if self._decoder is None:
-                    from pocketsphinx import Decoder
-
-                    self._decoder = Decoder(samprate=STT_RATE, loglevel="FATAL")
+                    self._decoder = SphinxDecoder(samprate=STT_RATE, loglevel="FATAL")
                 d = self._decoder
                 d.start_utt()
                 d.process_raw(pcm, full_utt=True)
@@ -106,19 +104,18 @@ class LocalSTTModel(STTModel):
                 words = _timed_words(d) if timed and hyp is not None else []
             except Exception as exc:
                 raise STTError(f"PocketSphinx failed: {exc}") from exc
-        return (str(hyp.hypstr).strip() if hyp is not None else ""), words
+        return (hyp or "").strip(), words
 
 
-def _timed_words(decoder: Any) -> list[tuple[str, float, float]]:
+def _timed_words(decoder: SphinxDecoder) -> list[tuple[str, float, float]]:
     """The decoder's word segmentation in seconds: `<s>`, `<sil>`, `[NOISE]`... are not words, and
     `word(2)` (an alternative pronunciation) is `word`."""
-    step = 1.0 / float(decoder.config["frate"])
+    step = 1.0 / decoder.frate
     out = []
-    for seg in decoder.seg():
-        word = str(seg.word)
+    for word, start, end in decoder.segments():
         if not word or word[0] in "<[+":
             continue
-        out.append((word.split("(")[0], seg.start_frame * step, (seg.end_frame + 1) * step))
+        out.append((word.split("(")[0], start * step, (end + 1) * step))
     return out
 
 
