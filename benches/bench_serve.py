@@ -67,15 +67,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def spawn_server(args: list[str], *, merge_stderr: bool = True) -> tuple[subprocess.Popen[str], str]:
+def spawn_server(
+    args: list[str], *, merge_stderr: bool = True, cpus: set[int] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     """`python -m fastvoice.serve ARGS` in its own process, once it listens: (process, ws URL). Its stderr
-    joins the stdout pipe, or (``merge_stderr=False``) stays this process's."""
+    joins the stdout pipe, or (``merge_stderr=False``) stays this process's. ``cpus``: the only CPUs it
+    (and its workers) may run on."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastvoice.serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merge_stderr else None,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from _data import data_path
+from _speech import CLIPS
 from fastvoice import audio
 
 pocketsphinx = pytest.importorskip("pocketsphinx", reason="the [light] extra (pocketsphinx) is not installed")
@@ -18,8 +19,9 @@ from fastvoice.voice.providers._sphinx import SphinxDecoder  # noqa: E402
 
 def _pcm16k(name: str) -> bytes:
     wav = audio.wav_decode(data_path(name).read_bytes())
+    mono = audio.to_mono(wav.pcm16, wav.channels) if wav.channels > 1 else wav.pcm16
     return bytes(
-        audio.to_pcm16(audio.resample(audio.from_pcm16(bytes(wav.pcm16), "float32"), wav.sample_rate, 16000))
+        audio.to_pcm16(audio.resample(audio.from_pcm16(bytes(mono), "float32"), wav.sample_rate, 16000))
     )
 
 
@@ -39,7 +41,7 @@ def _decode(decoder: object, pcm: bytes, *, chunk: int, cython: bool) -> str:
 def test_same_words_and_segments_as_the_wheels_own_binding(name: str) -> None:
     pcm = _pcm16k(name)
     ours = SphinxDecoder(samprate=16000, loglevel="FATAL", fwdflat=False)
-    theirs = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL", fwdflat=False)
+    theirs = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL", fwdflat=False, maxhmmpf=8000)
     text = _decode(ours, pcm, chunk=3200, cython=False)
     assert text and text == _decode(theirs, pcm, chunk=3200, cython=True)
     segments = ours.segments()
@@ -48,6 +50,30 @@ def test_same_words_and_segments_as_the_wheels_own_binding(name: str) -> None:
     assert ours.frate == theirs.config["frate"] == 100
     # A frame index is a time: the last word ends within the clip.
     assert segments[-1][2] / ours.frate <= len(pcm) / 32000
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_the_tighter_default_search_hears_what_the_librarys_default_hears(streamed: bool) -> None:
+    # maxhmmpf 8000 (ours) against the library's 30000, on every recording in tests/data, in one order
+    # so both decoders' live cepstral means evolve alike.
+    opts = {"samprate": 16000, "loglevel": "FATAL", **({"fwdflat": False} if streamed else {})}
+    ours, theirs = SphinxDecoder(**opts), pocketsphinx.Decoder(**opts)
+    for name in CLIPS:
+        pcm = _pcm16k(name)
+        heard = []
+        for decoder, cython in ((ours, False), (theirs, True)):
+            if streamed:
+                heard.append(_decode(decoder, pcm, chunk=3200, cython=cython))
+            else:
+                decoder.start_utt()
+                if cython:
+                    decoder.process_raw(pcm, False, True)
+                else:
+                    decoder.process_raw(pcm, full_utt=True)
+                decoder.end_utt()
+                hyp = decoder.hyp()
+                heard.append(str(hyp.hypstr if cython else hyp))
+        assert heard[0] == heard[1], (name, heard)
 
 
 def test_whole_utterance_mode_and_an_empty_utterance() -> None:

