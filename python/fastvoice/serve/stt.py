@@ -6,6 +6,11 @@ a decoder of its own; the turn's audio is resampled to 16 kHz (one streaming nat
 the decoder in ~100 ms batches while it arrives, in a worker thread so the event loop never waits; at
 ``speech_stopped`` only the decoder's final step is left (5-15 ms, see ``DecoderPool._make``).
 
+Decodes run outside the GIL (``providers._sphinx``), so a server with many speakers is CPU-bound. The feeds
+of turns still being spoken share a pool of one thread per core; a turn that has ended leaves that queue
+and decodes whatever it still has in one step on the default executor, so the turn somebody is waiting on
+never queues behind the audio of turns still in progress.
+
 A decoder holds ~95 MB and takes ~1.4 s to load, so they are pooled per process and grown on demand up to
 ``max_decoders``: a turn that finds none free is not delayed, it simply falls back to batch transcription
 (:class:`~fastvoice.serve.engines.Engines`) while a new decoder loads in the background for later turns.
@@ -14,7 +19,9 @@ A decoder holds ~95 MB and takes ~1.4 s to load, so they are pooled per process 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from fastvoice import audio
 from fastvoice.voice.providers._sphinx import SphinxDecoder
@@ -23,6 +30,16 @@ __all__ = ["DecoderPool", "Utterance"]
 
 STT_RATE = 16000
 _FEED_BYTES = STT_RATE * 2 // 10  # hand the decoder 100 ms at a time: fewer thread hops, same result
+
+
+_FEEDS: ThreadPoolExecutor | None = None
+
+
+def _feeds() -> ThreadPoolExecutor:
+    global _FEEDS
+    if _FEEDS is None:
+        _FEEDS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="fastvoice-stt")
+    return _FEEDS
 
 
 class DecoderPool:
@@ -118,11 +135,12 @@ class Utterance:
         self._pending += pcm16
 
     async def _drain(self) -> None:
-        while len(self._pending) >= _FEED_BYTES and self._failed is None:
+        loop = asyncio.get_running_loop()
+        while len(self._pending) >= _FEED_BYTES and self._failed is None and not self._closed:
             chunk = bytes(self._pending)
             self._pending.clear()
             try:
-                await asyncio.to_thread(self._process, chunk)
+                await loop.run_in_executor(_feeds(), self._process, chunk)
             except Exception as exc:
                 self._failed = exc
 
