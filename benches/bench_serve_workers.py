@@ -14,8 +14,9 @@ load comes from this process, on the same machine (its CPU share is reported: it
 - Sessions: N clients each speak `voice_sample_24k.wav` at real time (20 ms appends, as
   `bench_serve.py`), wait for the whole spoken reply, and start again on a new connection, `TURNS` times,
   their starts spread over one turn. `first_audio_ms` is end of speech → first reply audio (p50 and p95
-  over every turn). N grows by `STEP` until p95 exceeds `LATENCY_S` or a turn fails; the **capacity** of
-  a layout is the largest N within the bound, so the layouts are compared at the same latency.
+  over every turn). N grows by `STEP` until p95 exceeds `LATENCY_S` or a turn fails (then the count
+  just below is tried too); the **capacity** of a layout is the largest N within the bound, so the
+  layouts are compared at the same latency.
 - Transcriptions: `CONCURRENCY` clients post the same 2.05 s WAV to `/v1/audio/transcriptions` back to
   back for `WINDOW_S`; `rps` is completed requests per second, with p50/p95 latency.
 
@@ -139,6 +140,14 @@ def _wav(pcm: bytes) -> bytes:
     return buf.getvalue()
 
 
+def _point(served: Served, n: int, speech: bytes) -> dict[str, Any]:
+    """One load point: N sessions, and the cores the server used meanwhile."""
+    cpu0, t0 = _tree_cpu_s(served.proc.pid), time.monotonic()
+    point = asyncio.run(_sessions(served.url, n, speech))
+    point["server_cores"] = round((_tree_cpu_s(served.proc.pid) - cpu0) / (time.monotonic() - t0), 2)
+    return point
+
+
 def _measure(layout: str, workers: int, cpus: set[int] | None, speech: bytes) -> dict[str, Any]:
     everything = os.sched_getaffinity(0)
     served = Served(workers, cpus)
@@ -150,9 +159,11 @@ def _measure(layout: str, workers: int, cpus: set[int] | None, speech: bytes) ->
         points = []
         n = STEP
         while n <= (MAX_SESSIONS if FULL else STEP):
-            point = asyncio.run(_sessions(served.url, n, speech))
+            point = _point(served, n, speech)
             points.append(point)
             if point["failures"] or point["first_audio_p95_ms"] > LATENCY_S * 1000:
+                if FULL and STEP > 1 and n - 1 > STEP:  # past the bound: try the count in between
+                    points.append(_point(served, n - 1, speech))
                 break
             n += STEP
         tx = asyncio.run(_transcriptions(served.base_url, _wav(speech)))
