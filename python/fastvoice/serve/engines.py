@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import numpy as np
 
+from fastvoice._cpus import usable_cpus
 from fastvoice.serve.stt import STT_RATE, DecoderPool
 from fastvoice.voice.config import VOICES, STTSettings, TTSSettings
 from fastvoice.voice.input import AudioInput
@@ -117,7 +117,7 @@ class LightEngines(Engines):
     def __init__(
         self, stt_pool: int | None = None, words_per_minute: int = 150, stream_decoders: int = 2
     ) -> None:
-        size = stt_pool if stt_pool is not None else max(1, os.cpu_count() or 1)
+        size = stt_pool if stt_pool is not None else usable_cpus()
         if size < 1:
             raise ValueError(f"stt_pool must be at least 1, got {size}")
         self._free: asyncio.Queue[LocalSTTModel] = asyncio.Queue()

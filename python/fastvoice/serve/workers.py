@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from fastvoice._cpus import usable_cpus
+
 __all__ = ["default_workers", "supervise", "worker_argv"]
 
 READY_TIMEOUT_S = 600.0  # the first start loads the speech models, which can take a while on a cold disk
@@ -29,10 +31,7 @@ STOP_GRACE_S = 10.0
 
 def default_workers() -> int:
     """One per core this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def reuse_port_supported() -> bool:
