@@ -7,9 +7,9 @@ the decoder in ~100 ms batches while it arrives, in a worker thread so the event
 ``speech_stopped`` only the decoder's final step is left (5-15 ms, see ``DecoderPool._make``).
 
 Decodes run outside the GIL (``providers._sphinx``), so a server with many speakers is CPU-bound. The feeds
-of turns still being spoken share a pool of one thread per core; a turn that has
-ended leaves that queue and decodes whatever it still has in one step on the default executor, so the turn
-somebody is waiting on never waits behind the audio of turns still in progress.
+of turns still being spoken share a pool of one thread per core; a turn that has ended leaves that queue
+and decodes whatever it still has in one step on the default executor, so the turn somebody is waiting on
+never waits behind the audio of turns still in progress.
 
 A decoder holds ~95 MB and takes ~1.4 s to load, so they are pooled per process and grown on demand up to
 ``max_decoders``: a turn that finds none free is not delayed, it simply falls back to batch transcription
@@ -38,6 +38,8 @@ _FEEDS_LOCK = threading.Lock()
 
 def _feeds() -> ThreadPoolExecutor:
     global _FEEDS
+    if _FEEDS is not None:  # the per-chunk path takes no lock
+        return _FEEDS
     with _FEEDS_LOCK:
         if _FEEDS is None:
             _FEEDS = ThreadPoolExecutor(usable_cpus(), "fastvoice-stt")
